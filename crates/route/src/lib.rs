@@ -1,0 +1,1 @@
+//! popdns-route
