@@ -1,1 +1,526 @@
-//! popdns-config
+//! popdns configuration: the versioned TOML schema (`version = 1`) and its
+//! validation into domain types.
+//!
+//! Unknown keys are errors. Relative paths resolve against the folder of the
+//! config file. Every error names the file, the line and the key.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        }
+    }
+}
+
+// ---------------------------------------------------------------- raw schema
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: Spanned<u32>,
+    server: Spanned<RawServer>,
+    zones: Spanned<RawZones>,
+    geoip: Option<Spanned<RawGeoip>>,
+    #[serde(default)]
+    pops: Vec<Spanned<RawPop>>,
+    #[serde(default)]
+    services: Vec<Spanned<RawService>>,
+    #[serde(default)]
+    overrides: Vec<Spanned<RawOverride>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Vec<Spanned<String>>,
+    identity: Option<String>,
+    local_pop: Option<Spanned<String>>,
+    workers: Option<usize>,
+    #[serde(default = "yes")]
+    version_queries: bool,
+    tcp_idle_timeout: Option<Spanned<String>>,
+    tcp_max_connections: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZones {
+    directory: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGeoip {
+    database: OneOrMany,
+    country_coords: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPop {
+    name: String,
+    latitude: f64,
+    longitude: f64,
+    #[serde(default)]
+    ipv4: Vec<String>,
+    #[serde(default)]
+    ipv6: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: String,
+    ttl: u32,
+    #[serde(default = "one")]
+    answers: usize,
+    pops: Option<Vec<String>>,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverride {
+    #[serde(default)]
+    networks: Vec<String>,
+    #[serde(default)]
+    countries: Vec<String>,
+    #[serde(default)]
+    continents: Vec<String>,
+    pops: Vec<String>,
+}
+
+// ------------------------------------------------------------- domain types
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    pub server: Server,
+    pub zones_dir: PathBuf,
+    pub geoip: Option<GeoIp>,
+    pub pops: Vec<Pop>,
+    pub services: Vec<Service>,
+    pub overrides: Vec<Override>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub listen: Vec<SocketAddr>,
+    pub identity: String,
+    pub local_pop: Option<String>,
+    /// UDP workers (sockets with SO_REUSEPORT); 0 = one per core.
+    pub workers: usize,
+    pub version_queries: bool,
+    pub tcp_idle_timeout: Duration,
+    pub tcp_max_connections: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeoIp {
+    pub databases: Vec<PathBuf>,
+    pub country_coords: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pop {
+    pub name: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub ttl: u32,
+    pub answers: usize,
+    pub pops: Option<Vec<String>>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub networks: Vec<(IpAddr, u8)>,
+    pub countries: Vec<[u8; 2]>,
+    pub continents: Vec<[u8; 2]>,
+    pub pops: Vec<String>,
+    pub line: usize,
+}
+
+/// Parse a duration such as `500ms`, `2s`, `1m`, `1h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// Parse `addr/len` (or a bare address, taken as a host route).
+pub fn parse_network(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: IpAddr = a.trim().parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match l {
+        Some(l) => l.trim().parse::<u8>().ok().filter(|&l| l <= max)?,
+        None => max,
+    };
+    Some((addr, len))
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, pos: usize) -> usize {
+        let pos = pos.min(self.text.len());
+        self.text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+    fn err(&mut self, pos: usize, msg: impl Into<String>) {
+        let line = self.line_of(pos);
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            message: msg.into(),
+        });
+    }
+}
+
+fn is_code(s: &str) -> Option<[u8; 2]> {
+    let b = s.as_bytes();
+    (b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic))
+        .then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
+}
+
+/// Read and validate the configuration at `path`. Returns every problem.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            message: format!("cannot read config: {e}"),
+        }]
+    })?;
+    parse(path, &text)
+}
+
+/// Validate configuration text as if read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+    let mut cx = Ctx {
+        file: path,
+        text,
+        errors: Vec::new(),
+    };
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let pos = e.span().map_or(0, |s| s.start);
+            let msg = e.message().trim().to_string();
+            cx.err(pos, msg);
+            return Err(cx.errors);
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    if *raw.version.get_ref() != 1 {
+        cx.err(
+            raw.version.span().start,
+            format!("version: unsupported config version {} (expected 1)", raw.version.get_ref()),
+        );
+    }
+    // [server]
+    let srv_span = raw.server.span();
+    let srv = raw.server.into_inner();
+    let mut listen = Vec::new();
+    for l in &srv.listen {
+        match l.get_ref().parse::<SocketAddr>() {
+            Ok(a) => listen.push(a),
+            Err(_) => cx.err(
+                l.span().start,
+                format!("server.listen: {:?} is not an address:port", l.get_ref()),
+            ),
+        }
+    }
+    if srv.listen.is_empty() {
+        cx.err(srv_span.start, "server.listen: at least one address is needed");
+    }
+    let tcp_idle_timeout = match &srv.tcp_idle_timeout {
+        None => Duration::from_secs(10),
+        Some(s) => parse_duration(s.get_ref()).unwrap_or_else(|| {
+            cx.err(s.span().start, format!("server.tcp_idle_timeout: bad duration {:?}", s.get_ref()));
+            Duration::from_secs(10)
+        }),
+    };
+    let identity = srv.identity.clone().unwrap_or_else(|| "popdns".to_string());
+    if identity.is_empty() || identity.len() > 255 {
+        cx.err(srv_span.start, "server.identity: must be 1 to 255 characters");
+    }
+    // [geoip]
+    let geoip = raw.geoip.map(|g| {
+        let g = g.into_inner();
+        let dbs = match g.database {
+            OneOrMany::One(s) => vec![resolve(&s)],
+            OneOrMany::Many(v) => v.iter().map(|s| resolve(s)).collect(),
+        };
+        GeoIp {
+            databases: dbs,
+            country_coords: g.country_coords.as_deref().map(resolve),
+        }
+    });
+    // [[pops]]
+    let mut pops: Vec<Pop> = Vec::new();
+    for (i, p) in raw.pops.iter().enumerate() {
+        let pos = p.span().start;
+        let line = cx.line_of(pos);
+        let r = p.get_ref();
+        let key = format!("pops[{i}] ({:?})", r.name);
+        if r.name.is_empty() {
+            cx.err(pos, format!("{key}.name: must not be empty"));
+        }
+        if pops.iter().any(|q| q.name == r.name) {
+            cx.err(pos, format!("{key}.name: duplicate PoP name"));
+        }
+        if !(r.latitude.is_finite() && (-90.0..=90.0).contains(&r.latitude)) {
+            cx.err(pos, format!("{key}.latitude: {} is outside [-90, 90]", r.latitude));
+        }
+        if !(r.longitude.is_finite() && (-180.0..=180.0).contains(&r.longitude)) {
+            cx.err(pos, format!("{key}.longitude: {} is outside [-180, 180]", r.longitude));
+        }
+        let mut ipv4 = Vec::new();
+        for a in &r.ipv4 {
+            match a.parse::<Ipv4Addr>() {
+                Ok(x) => ipv4.push(x),
+                Err(_) => cx.err(pos, format!("{key}.ipv4: {a:?} is not an IPv4 address")),
+            }
+        }
+        let mut ipv6 = Vec::new();
+        for a in &r.ipv6 {
+            match a.parse::<Ipv6Addr>() {
+                Ok(x) => ipv6.push(x),
+                Err(_) => cx.err(pos, format!("{key}.ipv6: {a:?} is not an IPv6 address")),
+            }
+        }
+        if ipv4.is_empty() && ipv6.is_empty() {
+            cx.err(pos, format!("{key}: needs at least one address in ipv4 or ipv6"));
+        }
+        pops.push(Pop {
+            name: r.name.clone(),
+            latitude: r.latitude,
+            longitude: r.longitude,
+            ipv4,
+            ipv6,
+            line,
+        });
+    }
+    let known = |n: &str| pops.iter().any(|p| p.name == n);
+    if let Some(lp) = &srv.local_pop
+        && !pops.is_empty()
+        && !known(lp.get_ref())
+    {
+        cx.err(lp.span().start, format!("server.local_pop: unknown PoP {:?}", lp.get_ref()));
+    }
+    // [[services]]
+    let mut services: Vec<Service> = Vec::new();
+    for (i, s) in raw.services.iter().enumerate() {
+        let pos = s.span().start;
+        let line = cx.line_of(pos);
+        let r = s.get_ref();
+        let key = format!("services[{i}] ({:?})", r.name);
+        if services.iter().any(|q| q.name.eq_ignore_ascii_case(&r.name)) {
+            cx.err(pos, format!("{key}.name: duplicate service"));
+        }
+        if r.answers == 0 || r.answers > 16 {
+            cx.err(pos, format!("{key}.answers: must be between 1 and 16"));
+        }
+        if pops.is_empty() {
+            cx.err(pos, format!("{key}: services need at least one [[pops]] entry"));
+        }
+        if let Some(list) = &r.pops {
+            if list.is_empty() {
+                cx.err(pos, format!("{key}.pops: must not be empty"));
+            }
+            for p in list {
+                if !known(p) {
+                    cx.err(pos, format!("{key}.pops: unknown PoP {p:?}"));
+                }
+            }
+        }
+        services.push(Service {
+            name: r.name.trim_end_matches('.').to_ascii_lowercase(),
+            ttl: r.ttl,
+            answers: r.answers,
+            pops: r.pops.clone(),
+            line,
+        });
+    }
+    // [[overrides]]
+    let mut overrides = Vec::new();
+    for (i, o) in raw.overrides.iter().enumerate() {
+        let pos = o.span().start;
+        let line = cx.line_of(pos);
+        let r = o.get_ref();
+        let key = format!("overrides[{i}]");
+        let mut networks = Vec::new();
+        for n in &r.networks {
+            match parse_network(n) {
+                Some(x) => networks.push(x),
+                None => cx.err(pos, format!("{key}.networks: {n:?} is not a network")),
+            }
+        }
+        let mut countries = Vec::new();
+        for c in &r.countries {
+            match is_code(c) {
+                Some(x) => countries.push(x),
+                None => cx.err(pos, format!("{key}.countries: {c:?} is not a 2-letter code")),
+            }
+        }
+        let mut continents = Vec::new();
+        for c in &r.continents {
+            match is_code(c).filter(|c| {
+                [*b"AF", *b"AN", *b"AS", *b"EU", *b"NA", *b"OC", *b"SA"].contains(c)
+            }) {
+                Some(x) => continents.push(x),
+                None => cx.err(
+                    pos,
+                    format!("{key}.continents: {c:?} is not one of AF AN AS EU NA OC SA"),
+                ),
+            }
+        }
+        if networks.is_empty() && countries.is_empty() && continents.is_empty() {
+            cx.err(pos, format!("{key}: needs networks, countries or continents"));
+        }
+        if r.pops.is_empty() {
+            cx.err(pos, format!("{key}.pops: must not be empty"));
+        }
+        for p in &r.pops {
+            if !known(p) {
+                cx.err(pos, format!("{key}.pops: unknown PoP {p:?}"));
+            }
+        }
+        overrides.push(Override {
+            networks,
+            countries,
+            continents,
+            pops: r.pops.clone(),
+            line,
+        });
+    }
+    if !cx.errors.is_empty() {
+        return Err(cx.errors);
+    }
+    Ok(Config {
+        file: path.to_path_buf(),
+        server: Server {
+            listen,
+            identity,
+            local_pop: srv.local_pop.map(Spanned::into_inner),
+            workers: srv.workers.unwrap_or(0),
+            version_queries: srv.version_queries,
+            tcp_idle_timeout,
+            tcp_max_connections: srv.tcp_max_connections.unwrap_or(1024),
+        },
+        zones_dir: resolve(&raw.zones.get_ref().directory),
+        geoip,
+        pops,
+        services,
+        overrides,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "version = 1\n[server]\nlisten = [\"127.0.0.1:5353\"]\n[zones]\ndirectory = \"zones\"\n";
+
+    #[test]
+    fn minimal() {
+        let c = parse(Path::new("/etc/popdns/popdns.toml"), MIN).unwrap();
+        assert_eq!(c.zones_dir, Path::new("/etc/popdns/zones"));
+        assert_eq!(c.server.listen.len(), 1);
+    }
+
+    #[test]
+    fn unknown_key_has_line() {
+        let t = format!("{MIN}bogus = 1\n");
+        let e = parse(Path::new("p.toml"), &t).unwrap_err();
+        assert!(e[0].to_string().starts_with("p.toml:"), "{}", e[0]);
+        let t = MIN.replace("directory", "dirx");
+        let e = parse(Path::new("p.toml"), &t).unwrap_err();
+        assert!(e[0].to_string().contains("dirx"), "{}", e[0]);
+        assert_eq!(e[0].line, 5);
+    }
+
+    #[test]
+    fn bad_pop() {
+        let t = format!(
+            "{MIN}[[pops]]\nname = \"x\"\nlatitude = 95.0\nlongitude = 0.0\nipv4 = [\"192.0.2.1\"]\n"
+        );
+        let e = parse(Path::new("p.toml"), &t).unwrap_err();
+        assert_eq!(e[0].line, 6);
+        assert!(e[0].message.contains("latitude"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2"), None);
+    }
+}

@@ -126,7 +126,7 @@ pub fn name_from_text(text: &str) -> Result<Vec<u8>, String> {
     let mut label: Vec<u8> = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
-    let mut flush = |label: &mut Vec<u8>, out: &mut Vec<u8>| -> Result<(), String> {
+    let flush = |label: &mut Vec<u8>, out: &mut Vec<u8>| -> Result<(), String> {
         if label.is_empty() {
             return Err(format!("empty label in name {text:?}"));
         }

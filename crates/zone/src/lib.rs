@@ -1,1 +1,144 @@
-//! popdns-zone
+//! Zone data for popdns.
+//!
+//! Reads RFC 1035 zone files (hickory-proto parses RDATA; this crate reads
+//! the file syntax so every error has a file and line), indexes each zone by
+//! lowercase wire name in a hash map that also holds every empty
+//! non-terminal, and answers questions into a [`popdns_wire::Writer`].
+//!
+//! Cost per question is O(number of labels): the closest encloser is found
+//! by hashing the name and its ancestors, so NXDOMAIN, NODATA, empty
+//! non-terminal, wildcard (RFC 4592) and delegation decisions do not depend on
+//! the size of the zone. Zone cuts and wildcard parents are marked at load.
+//!
+//! No I/O besides reading the zone files, no async runtime.
+
+mod parse;
+mod zone;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use popdns_wire::{label_offsets, name_from_text};
+use rustc_hash::FxHashMap;
+
+pub use parse::{RawRecord, parse_ttl, read_zone_file};
+pub use zone::{Node, Outcome, Zone, is_subdomain};
+
+/// A problem in a zone file, with its location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ZoneError {
+    pub file: PathBuf,
+    /// 1-based line, 0 when the problem is about the whole file.
+    pub line: usize,
+    pub message: String,
+}
+
+impl ZoneError {
+    pub fn at(file: &Path, line: usize, message: impl Into<String>) -> Self {
+        ZoneError {
+            file: file.to_path_buf(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ZoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        }
+    }
+}
+
+/// Every zone served, immutable; found by longest suffix match.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: Vec<Zone>,
+    by_origin: FxHashMap<Box<[u8]>, u32>,
+}
+
+impl ZoneSet {
+    /// Build from loaded zones. Two files with the same origin are an error.
+    pub fn new(zones: Vec<Zone>) -> Result<ZoneSet, Vec<ZoneError>> {
+        let mut by_origin = FxHashMap::default();
+        let mut errors = Vec::new();
+        for (i, z) in zones.iter().enumerate() {
+            if let Some(prev) = by_origin.insert(z.origin.clone(), i as u32) {
+                errors.push(ZoneError::at(
+                    &z.file,
+                    0,
+                    format!(
+                        "zone {} is also loaded from {}",
+                        popdns_wire::name_to_text(&z.origin),
+                        zones[prev as usize].file.display()
+                    ),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ZoneSet { zones, by_origin })
+    }
+
+    /// The zone with the longest origin that contains `qname_lc`.
+    pub fn find(&self, qname_lc: &[u8]) -> Option<&Zone> {
+        let mut offs = [0u8; 128];
+        let n = label_offsets(qname_lc, &mut offs);
+        for &o in &offs[..n] {
+            if let Some(&z) = self.by_origin.get(&qname_lc[o as usize..]) {
+                return Some(&self.zones[z as usize]);
+            }
+        }
+        self.by_origin
+            .get(&[0u8][..])
+            .map(|&z| &self.zones[z as usize])
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+}
+
+/// Load every `*.zone` file of `dir`. The origin is the file's `$ORIGIN`
+/// (or SOA owner), else the file name without `.zone`. `extra` names (service
+/// names) are added as empty nodes to the zone that contains them.
+/// Returns every problem found, each with file and line.
+pub fn load_dir(dir: &Path, extra: &[Vec<u8>]) -> Result<ZoneSet, Vec<ZoneError>> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| vec![ZoneError::at(dir, 0, format!("cannot read zone directory: {e}"))])?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zone") && p.is_file())
+        .collect();
+    files.sort();
+    let mut zones = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        match load_file(&f, extra) {
+            Ok(z) => zones.push(z),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    ZoneSet::new(zones)
+}
+
+/// Load one zone file (see [`load_dir`]).
+pub fn load_file(path: &Path, extra: &[Vec<u8>]) -> Result<Zone, Vec<ZoneError>> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let default_origin = name_from_text(&stem).ok();
+    let parsed = read_zone_file(path, default_origin.as_deref())?;
+    let extra: Vec<&[u8]> = extra.iter().map(Vec::as_slice).collect();
+    Zone::build(&parsed.origin, parsed.records, path.to_path_buf(), &extra)
+}

@@ -1,0 +1,460 @@
+//! One zone: the name index and the authoritative answer logic.
+
+use std::path::PathBuf;
+
+use popdns_wire::{NameBuf, RRset, RRsetBuilder, Section, Writer, label_offsets, rcode, rtype};
+use rustc_hash::FxHashMap;
+
+use crate::ZoneError;
+use crate::parse::RawRecord;
+
+const NONE: u32 = u32::MAX;
+/// Longest CNAME chain followed inside a zone.
+const MAX_CHAIN: usize = 12;
+/// Most names whose addresses are added to the additional section.
+const MAX_ADDITIONAL: usize = 16;
+
+/// A name in the zone: its RRsets (none for an empty non-terminal).
+#[derive(Debug)]
+pub struct Node {
+    /// Owner name in wire form, case as in the zone file.
+    pub name: Box<[u8]>,
+    pub rrsets: Box<[RRset]>,
+    /// The topmost zone cut at or above this node (not the apex), if any.
+    cut: u32,
+    /// A `*` child exists.
+    wildcard: bool,
+}
+
+impl Node {
+    /// The RRset of type `t`.
+    pub fn get(&self, t: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|r| r.rtype == t)
+    }
+}
+
+/// An authoritative zone, immutable once built.
+#[derive(Debug)]
+pub struct Zone {
+    /// Origin in lowercase wire form.
+    pub origin: Box<[u8]>,
+    origin_labels: usize,
+    nodes: FxHashMap<Box<[u8]>, u32>,
+    store: Vec<Node>,
+    apex: u32,
+    neg_soa: RRset,
+    pub serial: u32,
+    pub file: PathBuf,
+    pub records: usize,
+}
+
+/// What an answer was, for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Answer,
+    NoData,
+    NxDomain,
+    Referral,
+}
+
+enum Resolved<'z> {
+    Found(&'z Node, bool),
+    Referral(&'z Node),
+    NxDomain,
+}
+
+fn count_labels(wire: &[u8]) -> usize {
+    let mut o = [0u8; 128];
+    label_offsets(wire, &mut o)
+}
+
+/// Is `name` (lowercase wire) equal to or below `origin` (lowercase wire)?
+pub fn is_subdomain(name: &[u8], origin: &[u8]) -> bool {
+    if origin == [0] {
+        return true;
+    }
+    if name.len() < origin.len() || !name.ends_with(origin) {
+        return false;
+    }
+    let start = name.len() - origin.len();
+    // `start` must be a label boundary of `name`.
+    let mut off = 0usize;
+    while off < start {
+        off += 1 + name[off] as usize;
+    }
+    off == start
+}
+
+fn lower(w: &[u8]) -> Vec<u8> {
+    let mut v = w.to_vec();
+    v.make_ascii_lowercase();
+    v
+}
+
+impl Zone {
+    /// Build a zone from records. `extra` names (service names) are added as
+    /// empty nodes so that other types at them get NODATA.
+    pub fn build(
+        origin: &[u8],
+        records: Vec<RawRecord>,
+        file: PathBuf,
+        extra: &[&[u8]],
+    ) -> Result<Zone, Vec<ZoneError>> {
+        let origin_lc = lower(origin);
+        let mut errors = Vec::new();
+        let mut nodes: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
+        let mut names: Vec<Box<[u8]>> = Vec::new();
+        let mut sets: Vec<Vec<RRsetBuilder>> = Vec::new();
+        let mut soa_count = 0;
+        let nrecords = records.len();
+        let mut first_line: FxHashMap<(u32, u16), usize> = FxHashMap::default();
+        for r in records {
+            let lc = lower(&r.owner);
+            if !is_subdomain(&lc, &origin_lc) {
+                errors.push(ZoneError::at(
+                    &r.file,
+                    r.line,
+                    format!(
+                        "{} is outside the zone {}",
+                        popdns_wire::name_to_text(&r.owner),
+                        popdns_wire::name_to_text(origin)
+                    ),
+                ));
+                continue;
+            }
+            if r.rtype == rtype::SOA {
+                if lc != origin_lc {
+                    errors.push(ZoneError::at(&r.file, r.line, "SOA record not at the zone origin"));
+                    continue;
+                }
+                soa_count += 1;
+                if soa_count > 1 {
+                    errors.push(ZoneError::at(&r.file, r.line, "more than one SOA record"));
+                    continue;
+                }
+            }
+            let id = *nodes.entry(lc.into_boxed_slice()).or_insert_with(|| {
+                names.push(r.owner.clone().into_boxed_slice());
+                sets.push(Vec::new());
+                (names.len() - 1) as u32
+            });
+            first_line
+                .entry((id, r.rtype))
+                .or_insert(r.line);
+            let node_sets = &mut sets[id as usize];
+            match node_sets.iter_mut().find(|b| b.rtype() == r.rtype) {
+                Some(b) => {
+                    b.merge_ttl(r.ttl);
+                    b.push(&r.rdata);
+                }
+                None => {
+                    let mut b = RRsetBuilder::new(&names[id as usize], r.rtype, 1, r.ttl);
+                    b.push(&r.rdata);
+                    node_sets.push(b);
+                }
+            }
+        }
+        // CNAME and other data (RFC 1034 §3.6.2, RFC 2181 §10.1).
+        for (id, node_sets) in sets.iter().enumerate() {
+            if node_sets.iter().any(|b| b.rtype() == rtype::CNAME) {
+                let line = first_line
+                    .get(&(id as u32, rtype::CNAME))
+                    .copied()
+                    .unwrap_or(0);
+                if node_sets.len() > 1 {
+                    errors.push(ZoneError::at(
+                        &file,
+                        line,
+                        format!(
+                            "{} has a CNAME and other data",
+                            popdns_wire::name_to_text(&names[id])
+                        ),
+                    ));
+                }
+            }
+        }
+        let Some(&apex) = nodes.get(origin_lc.as_slice()) else {
+            errors.push(ZoneError::at(&file, 0, "the zone has no SOA record at its origin"));
+            return Err(errors);
+        };
+        if soa_count == 0 {
+            errors.push(ZoneError::at(&file, 0, "the zone has no SOA record at its origin"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Extra (service) names.
+        for e in extra {
+            let lc = lower(e);
+            if is_subdomain(&lc, &origin_lc) && !nodes.contains_key(lc.as_slice()) {
+                names.push((*e).into());
+                sets.push(Vec::new());
+                nodes.insert(lc.into_boxed_slice(), (names.len() - 1) as u32);
+            }
+        }
+        // Empty non-terminals: every ancestor up to the origin exists.
+        let origin_len = origin_lc.len();
+        let existing: Vec<Box<[u8]>> = names.clone();
+        for n in existing {
+            let lc = lower(&n);
+            let mut off = 0usize;
+            while lc.len() - off > origin_len {
+                off += 1 + lc[off] as usize;
+                let anc = &lc[off..];
+                if nodes.contains_key(anc) {
+                    break;
+                }
+                names.push(n[off..].into());
+                sets.push(Vec::new());
+                nodes.insert(anc.into(), (names.len() - 1) as u32);
+            }
+        }
+        // Nodes.
+        let mut store: Vec<Node> = names
+            .into_iter()
+            .zip(sets)
+            .map(|(name, s)| {
+                let mut rrsets: Vec<RRset> = s.into_iter().map(RRsetBuilder::build).collect();
+                rrsets.sort_by_key(|r| r.rtype);
+                Node {
+                    name,
+                    rrsets: rrsets.into_boxed_slice(),
+                    cut: NONE,
+                    wildcard: false,
+                }
+            })
+            .collect();
+        // Zone cuts and wildcards.
+        let keys: Vec<(Box<[u8]>, u32)> = nodes.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        for (k, id) in &keys {
+            if *id != apex && k.first() == Some(&1) && k.get(1) == Some(&b'*') {
+                let parent = &k[2..];
+                if let Some(&p) = nodes.get(parent) {
+                    store[p as usize].wildcard = true;
+                }
+            }
+            // Topmost cut at or above this node, below the apex.
+            let mut off = 0usize;
+            let mut cut = NONE;
+            while k.len() - off > origin_len {
+                if let Some(&a) = nodes.get(&k[off..])
+                    && store[a as usize].get(rtype::NS).is_some()
+                {
+                    cut = a;
+                }
+                off += 1 + k[off] as usize;
+            }
+            store[*id as usize].cut = cut;
+        }
+        let soa = store[apex as usize]
+            .get(rtype::SOA)
+            .cloned()
+            .ok_or_else(|| vec![ZoneError::at(&file, 0, "the zone has no SOA record")])?;
+        let soa_rdata = soa.rdatas().next().unwrap_or(&[]);
+        let (serial, minimum) = if soa_rdata.len() >= 20 {
+            let t = &soa_rdata[soa_rdata.len() - 20..];
+            (
+                u32::from_be_bytes([t[0], t[1], t[2], t[3]]),
+                u32::from_be_bytes([t[16], t[17], t[18], t[19]]),
+            )
+        } else {
+            (0, 0)
+        };
+        // RFC 2308 §5: negative TTL = min(SOA TTL, SOA MINIMUM).
+        let neg_soa = soa.with_ttl(soa.ttl.min(minimum));
+        Ok(Zone {
+            origin_labels: count_labels(&origin_lc),
+            origin: origin_lc.into_boxed_slice(),
+            nodes,
+            store,
+            apex,
+            neg_soa,
+            serial,
+            file,
+            records: nrecords,
+        })
+    }
+
+    /// The apex node.
+    pub fn apex(&self) -> &Node {
+        &self.store[self.apex as usize]
+    }
+
+    /// Number of names (including empty non-terminals).
+    pub fn names(&self) -> usize {
+        self.store.len()
+    }
+
+    /// The node at exactly `lc` (lowercase wire), if any.
+    pub fn node(&self, lc: &[u8]) -> Option<&Node> {
+        self.nodes.get(lc).map(|&i| &self.store[i as usize])
+    }
+
+    /// Every node (for inspection and transfers).
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.store.iter()
+    }
+
+    fn resolve(&self, lc: &[u8], qtype: u16) -> Resolved<'_> {
+        let mut offs = [0u8; 128];
+        let n = label_offsets(lc, &mut offs);
+        let below = n.saturating_sub(self.origin_labels);
+        // Closest encloser: the longest existing ancestor-or-self.
+        let mut found: Option<(usize, u32)> = None;
+        for (i, &o) in offs[..=below.min(n)].iter().enumerate() {
+            let key = if i == n { &lc[lc.len() - 1..] } else { &lc[o as usize..] };
+            if let Some(&id) = self.nodes.get(key) {
+                found = Some((i, id));
+                break;
+            }
+        }
+        let Some((i, id)) = found else {
+            return Resolved::NxDomain;
+        };
+        let node = &self.store[id as usize];
+        if node.cut != NONE {
+            let at_cut = i == 0 && node.cut == id;
+            // DS at a cut is answered by the parent side (RFC 4035 §3.1.4.1).
+            if !(at_cut && qtype == rtype::DS) {
+                return Resolved::Referral(&self.store[node.cut as usize]);
+            }
+        }
+        if i == 0 {
+            return Resolved::Found(node, false);
+        }
+        if node.wildcard {
+            let mut key = [0u8; 257];
+            let len = 2 + (lc.len() - offs[i] as usize);
+            key[0] = 1;
+            key[1] = b'*';
+            key[2..len].copy_from_slice(&lc[offs[i] as usize..]);
+            if let Some(&w) = self.nodes.get(&key[..len]) {
+                return Resolved::Found(&self.store[w as usize], true);
+            }
+        }
+        Resolved::NxDomain
+    }
+
+    /// Answer `qtype` at `qname` (`qname_lc` lowercased) into `w`.
+    /// Returns (rcode, authoritative answer flag, outcome).
+    pub fn answer(
+        &self,
+        qname: &[u8],
+        qname_lc: &[u8],
+        qtype: u16,
+        w: &mut Writer<'_>,
+    ) -> (u16, bool, Outcome) {
+        let mut owner: &[u8] = qname;
+        let mut lc_buf = NameBuf::new();
+        lc_buf.set(qname_lc);
+        let mut extra: [&[u8]; MAX_ADDITIONAL] = [&[]; MAX_ADDITIONAL];
+        let mut nextra = 0usize;
+        let mut result = (rcode::NOERROR, true, Outcome::Answer);
+        for step in 0..MAX_CHAIN {
+            match self.resolve(lc_buf.as_bytes(), qtype) {
+                Resolved::Referral(cut) => {
+                    if let Some(ns) = cut.get(rtype::NS) {
+                        w.push_rrset(Section::Authority, &cut.name, ns);
+                        collect_targets(ns, &mut extra, &mut nextra);
+                    }
+                    result = (rcode::NOERROR, step > 0, Outcome::Referral);
+                    break;
+                }
+                Resolved::NxDomain => {
+                    let apex = self.apex();
+                    w.push_rrset(Section::Authority, &apex.name, &self.neg_soa);
+                    result = (rcode::NXDOMAIN, true, Outcome::NxDomain);
+                    break;
+                }
+                Resolved::Found(node, wildcard) => {
+                    let out_owner: &[u8] = if wildcard { owner } else { &node.name };
+                    if qtype == rtype::ANY {
+                        if node.rrsets.is_empty() {
+                            self.nodata(w);
+                            result.2 = Outcome::NoData;
+                        }
+                        for set in node.rrsets.iter() {
+                            w.push_rrset(Section::Answer, out_owner, set);
+                        }
+                        break;
+                    }
+                    if let Some(set) = node.get(qtype) {
+                        w.push_rrset(Section::Answer, out_owner, set);
+                        collect_targets(set, &mut extra, &mut nextra);
+                        break;
+                    }
+                    if let Some(cname) = node.get(rtype::CNAME) {
+                        w.push_rrset(Section::Answer, out_owner, cname);
+                        let Some(target) = cname.rdatas().next() else { break };
+                        let mut t_lc = NameBuf::new();
+                        t_lc.set(target);
+                        t_lc.make_lowercase();
+                        if !is_subdomain(t_lc.as_bytes(), &self.origin) {
+                            break; // out of zone: the resolver follows it
+                        }
+                        owner = target;
+                        lc_buf = t_lc;
+                        continue;
+                    }
+                    self.nodata(w);
+                    result.2 = Outcome::NoData;
+                    break;
+                }
+            }
+        }
+        // Additional section: addresses of in-zone NS/MX/SRV targets.
+        for t in &extra[..nextra] {
+            let mut t_lc = NameBuf::new();
+            t_lc.set(t);
+            t_lc.make_lowercase();
+            if let Some(node) = self.node(t_lc.as_bytes()) {
+                for ty in [rtype::A, rtype::AAAA] {
+                    if let Some(set) = node.get(ty) {
+                        w.push_rrset(Section::Additional, &node.name, set);
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    fn nodata(&self, w: &mut Writer<'_>) {
+        let apex = self.apex();
+        w.push_rrset(Section::Authority, &apex.name, &self.neg_soa);
+    }
+}
+
+fn collect_targets<'a>(set: &'a RRset, out: &mut [&'a [u8]; MAX_ADDITIONAL], n: &mut usize) {
+    let skip = match set.rtype {
+        rtype::NS => 0,
+        rtype::MX => 2,
+        rtype::SRV => 6,
+        _ => return,
+    };
+    for rd in set.rdatas() {
+        if *n == MAX_ADDITIONAL {
+            return;
+        }
+        if let Some(t) = rd.get(skip..) {
+            if out[..*n].iter().any(|x| x.eq_ignore_ascii_case(t)) {
+                continue;
+            }
+            out[*n] = t;
+            *n += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subdomain() {
+        assert!(is_subdomain(b"\x01a\x07example\x00", b"\x07example\x00"));
+        assert!(is_subdomain(b"\x07example\x00", b"\x07example\x00"));
+        assert!(!is_subdomain(b"\x08xexample\x00", b"\x07example\x00"));
+        assert!(!is_subdomain(b"\x03com\x00", b"\x07example\x00"));
+        assert!(is_subdomain(b"\x03com\x00", b"\x00"));
+    }
+}
