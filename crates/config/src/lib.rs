@@ -222,7 +222,11 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn line_of(&self, pos: usize) -> usize {
         let pos = pos.min(self.text.len());
-        self.text.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..pos]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
     fn err(&mut self, pos: usize, msg: impl Into<String>) {
         let line = self.line_of(pos);
@@ -280,7 +284,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     if *raw.version.get_ref() != 1 {
         cx.err(
             raw.version.span().start,
-            format!("version: unsupported config version {} (expected 1)", raw.version.get_ref()),
+            format!(
+                "version: unsupported config version {} (expected 1)",
+                raw.version.get_ref()
+            ),
         );
     }
     // [server]
@@ -297,18 +304,27 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         }
     }
     if srv.listen.is_empty() {
-        cx.err(srv_span.start, "server.listen: at least one address is needed");
+        cx.err(
+            srv_span.start,
+            "server.listen: at least one address is needed",
+        );
     }
     let tcp_idle_timeout = match &srv.tcp_idle_timeout {
         None => Duration::from_secs(10),
         Some(s) => parse_duration(s.get_ref()).unwrap_or_else(|| {
-            cx.err(s.span().start, format!("server.tcp_idle_timeout: bad duration {:?}", s.get_ref()));
+            cx.err(
+                s.span().start,
+                format!("server.tcp_idle_timeout: bad duration {:?}", s.get_ref()),
+            );
             Duration::from_secs(10)
         }),
     };
     let identity = srv.identity.clone().unwrap_or_else(|| "popdns".to_string());
     if identity.is_empty() || identity.len() > 255 {
-        cx.err(srv_span.start, "server.identity: must be 1 to 255 characters");
+        cx.err(
+            srv_span.start,
+            "server.identity: must be 1 to 255 characters",
+        );
     }
     // [geoip]
     let geoip = raw.geoip.map(|g| {
@@ -336,10 +352,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             cx.err(pos, format!("{key}.name: duplicate PoP name"));
         }
         if !(r.latitude.is_finite() && (-90.0..=90.0).contains(&r.latitude)) {
-            cx.err(pos, format!("{key}.latitude: {} is outside [-90, 90]", r.latitude));
+            cx.err(
+                pos,
+                format!("{key}.latitude: {} is outside [-90, 90]", r.latitude),
+            );
         }
         if !(r.longitude.is_finite() && (-180.0..=180.0).contains(&r.longitude)) {
-            cx.err(pos, format!("{key}.longitude: {} is outside [-180, 180]", r.longitude));
+            cx.err(
+                pos,
+                format!("{key}.longitude: {} is outside [-180, 180]", r.longitude),
+            );
         }
         let mut ipv4 = Vec::new();
         for a in &r.ipv4 {
@@ -356,7 +378,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             }
         }
         if ipv4.is_empty() && ipv6.is_empty() {
-            cx.err(pos, format!("{key}: needs at least one address in ipv4 or ipv6"));
+            cx.err(
+                pos,
+                format!("{key}: needs at least one address in ipv4 or ipv6"),
+            );
         }
         pops.push(Pop {
             name: r.name.clone(),
@@ -372,7 +397,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         && !pops.is_empty()
         && !known(lp.get_ref())
     {
-        cx.err(lp.span().start, format!("server.local_pop: unknown PoP {:?}", lp.get_ref()));
+        cx.err(
+            lp.span().start,
+            format!("server.local_pop: unknown PoP {:?}", lp.get_ref()),
+        );
     }
     // [[services]]
     let mut services: Vec<Service> = Vec::new();
@@ -381,14 +409,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         let line = cx.line_of(pos);
         let r = s.get_ref();
         let key = format!("services[{i}] ({:?})", r.name);
-        if services.iter().any(|q| q.name.eq_ignore_ascii_case(&r.name)) {
+        if services
+            .iter()
+            .any(|q| q.name.eq_ignore_ascii_case(&r.name))
+        {
             cx.err(pos, format!("{key}.name: duplicate service"));
         }
         if r.answers == 0 || r.answers > 16 {
             cx.err(pos, format!("{key}.answers: must be between 1 and 16"));
         }
         if pops.is_empty() {
-            cx.err(pos, format!("{key}: services need at least one [[pops]] entry"));
+            cx.err(
+                pos,
+                format!("{key}: services need at least one [[pops]] entry"),
+            );
         }
         if let Some(list) = &r.pops {
             if list.is_empty() {
@@ -426,14 +460,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         for c in &r.countries {
             match is_code(c) {
                 Some(x) => countries.push(x),
-                None => cx.err(pos, format!("{key}.countries: {c:?} is not a 2-letter code")),
+                None => cx.err(
+                    pos,
+                    format!("{key}.countries: {c:?} is not a 2-letter code"),
+                ),
             }
         }
         let mut continents = Vec::new();
         for c in &r.continents {
-            match is_code(c).filter(|c| {
-                [*b"AF", *b"AN", *b"AS", *b"EU", *b"NA", *b"OC", *b"SA"].contains(c)
-            }) {
+            match is_code(c)
+                .filter(|c| [*b"AF", *b"AN", *b"AS", *b"EU", *b"NA", *b"OC", *b"SA"].contains(c))
+            {
                 Some(x) => continents.push(x),
                 None => cx.err(
                     pos,
@@ -442,7 +479,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             }
         }
         if networks.is_empty() && countries.is_empty() && continents.is_empty() {
-            cx.err(pos, format!("{key}: needs networks, countries or continents"));
+            cx.err(
+                pos,
+                format!("{key}: needs networks, countries or continents"),
+            );
         }
         if r.pops.is_empty() {
             cx.err(pos, format!("{key}.pops: must not be empty"));
@@ -486,7 +526,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
 mod tests {
     use super::*;
 
-    const MIN: &str = "version = 1\n[server]\nlisten = [\"127.0.0.1:5353\"]\n[zones]\ndirectory = \"zones\"\n";
+    const MIN: &str =
+        "version = 1\n[server]\nlisten = [\"127.0.0.1:5353\"]\n[zones]\ndirectory = \"zones\"\n";
 
     #[test]
     fn minimal() {

@@ -31,11 +31,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut found = 0usize;
         for _ in 0..rounds {
             for &ip in &ips {
-                found += usize::from(std::hint::black_box(db.lookup(std::hint::black_box(ip))).location.is_some());
+                found += usize::from(
+                    std::hint::black_box(db.lookup(std::hint::black_box(ip)))
+                        .location
+                        .is_some(),
+                );
             }
         }
         let n = rounds * ips.len();
-        println!("{n} lookups, {found} located, {:?} per lookup", t.elapsed() / u32::try_from(n)?);
+        println!(
+            "{n} lookups, {found} located, {:?} per lookup",
+            t.elapsed() / u32::try_from(n)?
+        );
     }
     Ok(())
 }

@@ -118,7 +118,7 @@ struct Db {
     reader: Reader<Mmap>,
     /// `ip_version` is 6 (IPv6 addresses can be looked up).
     v6: bool,
-    /// Share of probed records with their own coordinates (for `describe`).
+    /// Some probed record had its own coordinates (for `describe`).
     city_level: bool,
 }
 
@@ -347,9 +347,7 @@ fn ymd(epoch: u64) -> String {
 /// returns the address with such forms turned into `IpAddr::V4`, everything else unchanged.
 pub fn normalise(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -369,7 +367,9 @@ mod tests {
 
     #[test]
     fn normalise_maps_v4_mapped_only() {
-        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let mapped: IpAddr = "::ffff:192.0.2.1"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(normalise(mapped), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
         let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
         assert_eq!(normalise(v6), v6);

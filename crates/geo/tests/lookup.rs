@@ -13,8 +13,7 @@ fn repo() -> PathBuf {
 }
 
 fn test_entries() -> Vec<Entry> {
-    let text = std::fs::read_to_string(repo().join("geoip/test-city.csv")).unwrap();
-    parse_csv(&text).unwrap()
+    parse_csv(popdns_mmdbgen::TEST_CITY_CSV).unwrap()
 }
 
 fn write(name: &str, entries: &[Entry], schema: Schema, ip_version: IpVersion) -> PathBuf {
@@ -88,7 +87,10 @@ fn geoip2_city_schema() {
     assert_eq!(l.country, code("FR"));
     assert_eq!(l.continent, code("EU"));
     assert_eq!(l.precision, Precision::Country);
-    assert!((l.lat - 48.85).abs() < 0.1 && (l.lon - 2.35).abs() < 0.1, "{l:?}");
+    assert!(
+        (l.lat - 48.85).abs() < 0.1 && (l.lon - 2.35).abs() < 0.1,
+        "{l:?}"
+    );
     assert_eq!(hit.prefix_len, 16);
 
     // accuracy_radius 1000 placeholder: the record's coordinates, country precision.
@@ -124,7 +126,12 @@ fn ipv4_in_ipv6_tree_reports_ipv4_prefix_and_aliases_work() {
 
 #[test]
 fn unknown_addresses() {
-    let path = write("unknown", &test_entries(), Schema::GeoIP2City, IpVersion::V6);
+    let path = write(
+        "unknown",
+        &test_entries(),
+        Schema::GeoIP2City,
+        IpVersion::V6,
+    );
     let db = open(&[path]);
     // Every IPv4 network in the file starts with bit 1, so 10/8 ends in the empty 0.0.0.0/1.
     assert_eq!(
@@ -160,14 +167,22 @@ fn flat_city_schema_f32() {
 
 #[test]
 fn country_only_schema_uses_table() {
-    let path = write("country", &test_entries(), Schema::CountryOnly, IpVersion::V6);
+    let path = write(
+        "country",
+        &test_entries(),
+        Schema::CountryOnly,
+        IpVersion::V6,
+    );
     let db = open(std::slice::from_ref(&path));
     let hit = db.lookup(ip("192.0.2.5"));
     let l = loc(hit);
     assert_eq!(l.country, code("DE"));
     assert_eq!(l.continent, code("EU"));
     assert_eq!(l.precision, Precision::Country);
-    assert!((l.lat - 52.52).abs() < 0.01 && (l.lon - 13.41).abs() < 0.01, "{l:?}");
+    assert!(
+        (l.lat - 52.52).abs() < 0.01 && (l.lon - 13.41).abs() < 0.01,
+        "{l:?}"
+    );
     assert_eq!(hit.prefix_len, 26);
     let l = loc(db.lookup(ip("2001:db8:3::1")));
     assert_eq!((l.country, l.continent), (code("JP"), code("AS")));
@@ -175,8 +190,11 @@ fn country_only_schema_uses_table() {
 
     // A custom table replaces the built-in one.
     let table = Path::new(env!("CARGO_TARGET_TMPDIR")).join("popdns-geo-table.csv");
-    std::fs::write(&table, "# test\ncountry,continent,lat,lon,place\nDE,EU,1.5,2.5,Nowhere\n")
-        .unwrap();
+    std::fs::write(
+        &table,
+        "# test\ncountry,continent,lat,lon,place\nDE,EU,1.5,2.5,Nowhere\n",
+    )
+    .unwrap();
     let db = GeoDb::open(&[path], Some(&table)).unwrap();
     let l = loc(db.lookup(ip("192.0.2.5")));
     assert_eq!((l.lat, l.lon), (1.5, 2.5));
@@ -198,7 +216,10 @@ fn separate_v4_and_v6_files() {
         assert_city(&db, addr, lat, lon, cc, cont, prefix);
     }
     let d = db.describe();
-    assert!(d.contains("IPv4") && d.contains("IPv6") && d.contains("; "), "{d}");
+    assert!(
+        d.contains("IPv4") && d.contains("IPv6") && d.contains("; "),
+        "{d}"
+    );
 }
 
 #[test]
@@ -254,14 +275,20 @@ fn open_errors_name_the_file() {
     let path = write("names-only", &names_only, Schema::FlatCity, IpVersion::V6);
     let err = GeoDb::open(&[path], None).unwrap_err();
     assert!(matches!(err, GeoError::Schema { .. }), "{err}");
-    assert!(err.to_string().contains("popdns-geo-names-only.mmdb"), "{err}");
+    assert!(
+        err.to_string().contains("popdns-geo-names-only.mmdb"),
+        "{err}"
+    );
 
     let path = write("ok", &test_entries(), Schema::CountryOnly, IpVersion::V6);
     let bad_table = Path::new(env!("CARGO_TARGET_TMPDIR")).join("popdns-geo-bad-table.csv");
     std::fs::write(&bad_table, "country,lat,lon\nDE,north,0\n").unwrap();
     let err = GeoDb::open(std::slice::from_ref(&path), Some(&bad_table)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("popdns-geo-bad-table.csv") && msg.contains("line 2"), "{msg}");
+    assert!(
+        msg.contains("popdns-geo-bad-table.csv") && msg.contains("line 2"),
+        "{msg}"
+    );
     let err = GeoDb::open(&[path], Some(Path::new("/nonexistent/coords.csv"))).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/coords.csv"), "{err}");
 }
@@ -295,7 +322,12 @@ fn never_panics_on_any_address() {
             assert!(l.lat.abs() <= 90.0 && l.lon.abs() <= 180.0, "{addr}: {l:?}");
         }
     }
-    for s in ["0.0.0.0", "255.255.255.255", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"] {
+    for s in [
+        "0.0.0.0",
+        "255.255.255.255",
+        "::",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    ] {
         let _ = db.lookup(ip(s));
     }
 }
@@ -309,7 +341,10 @@ fn shipped_dbip_country_database() {
     assert_eq!(l.country, code("GB"));
     assert_eq!(l.continent, code("EU"));
     assert_eq!(l.precision, Precision::Country);
-    assert!((l.lat - 51.51).abs() < 0.1 && (l.lon + 0.13).abs() < 0.1, "{l:?}");
+    assert!(
+        (l.lat - 51.51).abs() < 0.1 && (l.lon + 0.13).abs() < 0.1,
+        "{l:?}"
+    );
     assert!(hit.prefix_len >= 8 && hit.prefix_len <= 32, "{hit:?}");
     let l = loc(db.lookup(ip("2001:4860:4860::8888")));
     assert!(l.country.is_some(), "{l:?}");

@@ -43,14 +43,23 @@ fn lookup_does_not_allocate() {
     let entries = parse_csv(&text).unwrap();
     let mut paths: Vec<PathBuf> = Vec::new();
     for (name, schema) in [("city", Schema::GeoIP2City), ("flat", Schema::FlatCity)] {
-        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("popdns-geo-noalloc-{name}.mmdb"));
+        let p =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("popdns-geo-noalloc-{name}.mmdb"));
         write_mmdb_with(&entries, &Options::new(schema), &p).unwrap();
         paths.push(p);
     }
     paths.push(repo.join("geoip/dbip-country.mmdb"));
     let addrs: Vec<IpAddr> = [
-        "192.0.2.1", "198.18.0.1", "198.19.0.1", "198.19.1.1", "10.0.0.1", "81.2.69.142",
-        "2001:db8:1::1", "2001:db8:9::1", "2a02:ec80::1", "::1",
+        "192.0.2.1",
+        "198.18.0.1",
+        "198.19.0.1",
+        "198.19.1.1",
+        "10.0.0.1",
+        "81.2.69.142",
+        "2001:db8:1::1",
+        "2001:db8:9::1",
+        "2a02:ec80::1",
+        "::1",
     ]
     .iter()
     .map(|s| s.parse().unwrap())
@@ -65,7 +74,12 @@ fn lookup_does_not_allocate() {
             }
         }
         let after = ALLOCS.with(Cell::get);
-        assert_eq!(after - before, 0, "{} allocated during lookups", p.display());
+        assert_eq!(
+            after - before,
+            0,
+            "{} allocated during lookups",
+            p.display()
+        );
         assert!(found > 0);
     }
 }

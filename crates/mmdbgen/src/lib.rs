@@ -24,6 +24,19 @@ use std::time::{Duration, UNIX_EPOCH};
 use mmdb_writer::ipnet::IpNet;
 use mmdb_writer::{Value, Writer};
 
+/// The repository's test source, geoip/test-city.csv, compiled in so that other crates' tests
+/// can build a database without locating the file:
+///
+/// ```no_run
+/// # fn main() -> Result<(), popdns_mmdbgen::Error> {
+/// let entries = popdns_mmdbgen::parse_csv(popdns_mmdbgen::TEST_CITY_CSV)?;
+/// let path = std::env::temp_dir().join("test-city.mmdb");
+/// popdns_mmdbgen::write_mmdb(&entries, popdns_mmdbgen::Schema::GeoIP2City, &path)?;
+/// # Ok(())
+/// # }
+/// ```
+pub const TEST_CITY_CSV: &str = include_str!("../../../geoip/test-city.csv");
+
 /// Build epoch written into every database (2026-01-01T00:00:00Z), for reproducible bytes.
 pub const DEFAULT_BUILD_EPOCH: u64 = 1_767_225_600;
 
@@ -371,7 +384,10 @@ fn record(entry: &Entry, schema: Schema) -> Option<Value> {
     match schema {
         Schema::GeoIP2City => {
             if let Some(c) = &entry.continent {
-                map.insert("continent".into(), Value::map([("code", Value::from(c.as_str()))]));
+                map.insert(
+                    "continent".into(),
+                    Value::map([("code", Value::from(c.as_str()))]),
+                );
             }
             if let Some(c) = &entry.country {
                 let country = Value::map([
@@ -380,7 +396,11 @@ fn record(entry: &Entry, schema: Schema) -> Option<Value> {
                 ]);
                 map.insert("country".into(), country);
             }
-            if let Some(c) = entry.registered_country_only.as_ref().or(entry.country.as_ref()) {
+            if let Some(c) = entry
+                .registered_country_only
+                .as_ref()
+                .or(entry.country.as_ref())
+            {
                 map.insert(
                     "registered_country".into(),
                     Value::map([("iso_code", Value::from(c.as_str()))]),
@@ -575,6 +595,14 @@ network,lat,lon,country,continent,city,radius,registered_country
         assert!(err.is_some_and(|m| m.contains("2001:db8:1::/48")));
         let v4: Vec<Entry> = e.into_iter().filter(|x| !x.network.contains(':')).collect();
         assert!(to_bytes(&v4, &opts).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn shipped_test_source_parses() -> Result<(), Error> {
+        let e = parse_csv(TEST_CITY_CSV)?;
+        assert!(e.len() >= 14);
+        assert!(e.iter().any(|x| x.registered_country_only.is_some()));
         Ok(())
     }
 

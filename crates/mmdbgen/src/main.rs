@@ -27,7 +27,9 @@ fn parse_args(args: &[String]) -> Result<(PathBuf, PathBuf, Options), Error> {
                     "4" => IpVersion::V4,
                     "6" => IpVersion::V6,
                     other => {
-                        return Err(Error::Usage(format!("--ip-version {other:?}: expected 4 or 6")));
+                        return Err(Error::Usage(format!(
+                            "--ip-version {other:?}: expected 4 or 6"
+                        )));
                     }
                 }
             }

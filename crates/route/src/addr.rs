@@ -250,11 +250,20 @@ mod tests {
             (ip("192.0.2.0"), 24)
         );
         // 6to4: embedded v4 starts at bit 16; /40 -> v4 /24, /48 -> /32 -> cap 24
-        assert_eq!(ecs_client(ip("2002:c000:0200::"), 40), (ip("192.0.2.0"), 24));
-        assert_eq!(ecs_client(ip("2002:c000:0201::"), 48), (ip("192.0.2.0"), 24));
+        assert_eq!(
+            ecs_client(ip("2002:c000:0200::"), 40),
+            (ip("192.0.2.0"), 24)
+        );
+        assert_eq!(
+            ecs_client(ip("2002:c000:0201::"), 48),
+            (ip("192.0.2.0"), 24)
+        );
         assert_eq!(ecs_client(ip("2002:c000::"), 32), (ip("192.0.0.0"), 16));
         // NAT64 /120 -> /24
-        assert_eq!(ecs_client(ip("64:ff9b::c000:200"), 120), (ip("192.0.2.0"), 24));
+        assert_eq!(
+            ecs_client(ip("64:ff9b::c000:200"), 120),
+            (ip("192.0.2.0"), 24)
+        );
         // Teredo: unknown (zero) host bits become ones after XOR; masking clears them.
         assert_eq!(
             ecs_client(ip("2001:0:4136:e378:8000:63bf:3fff:fd00"), 120),
@@ -269,7 +278,10 @@ mod tests {
         // 6to4 /16: no v4 bits.
         assert_eq!(ecs_client(ip("2002::"), 16), (ip("2002::"), 16));
         // Teredo /64 does not cover the v4 bits (offset 96).
-        assert_eq!(ecs_client(ip("2001:0:4136:e378::"), 64), (ip("2001:0:4136::"), 56));
+        assert_eq!(
+            ecs_client(ip("2001:0:4136:e378::"), 64),
+            (ip("2001:0:4136:e300::"), 56)
+        );
         // NAT64 /64
         assert_eq!(ecs_client(ip("64:ff9b::"), 64), (ip("64:ff9b::"), 56));
     }

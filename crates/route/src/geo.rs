@@ -60,15 +60,18 @@ pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 
 /// Whether a (lat, lon) pair is usable: finite and within range.
 pub(crate) fn valid_coords(lat: f64, lon: f64) -> bool {
-    lat.is_finite() && lon.is_finite() && (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)
+    lat.is_finite()
+        && lon.is_finite()
+        && (-90.0..=90.0).contains(&lat)
+        && (-180.0..=180.0).contains(&lon)
 }
 
 /// Fine cell size in degrees.
-const CELL_DEG: f64 = 2.0;
-const ROWS: usize = 90; // 180 / CELL_DEG
-const COLS: usize = 180; // 360 / CELL_DEG
+const CELL_DEG: f64 = 1.0;
+const ROWS: usize = 180; // 180 / CELL_DEG
+const COLS: usize = 360; // 360 / CELL_DEG
 /// Fine cells per coarse cell side (coarse cells are 10°×10°).
-const SUPER: usize = 5;
+const SUPER: usize = 10;
 /// Safety margin (radians, ≈ 6 m) absorbing floating-point error between the
 /// dot-product bounds used at build time and the haversine used at query time.
 const EPS_RAD: f64 = 1e-6;
@@ -266,7 +269,10 @@ mod tests {
         let d = distance_km((48.8566, 2.3522), (51.5074, -0.1278));
         assert!((d - 343.5).abs() < 1.0, "{d}");
         let d = distance_km((0.0, 0.0), (0.0, 180.0));
-        assert!((d - std::f64::consts::PI * EARTH_RADIUS_KM).abs() < 1e-6, "{d}");
+        assert!(
+            (d - std::f64::consts::PI * EARTH_RADIUS_KM).abs() < 1e-6,
+            "{d}"
+        );
         assert_eq!(distance_km((10.0, 20.0), (10.0, 20.0)), 0.0);
         // Across the antimeridian.
         let d = distance_km((0.0, 179.5), (0.0, -179.5));

@@ -64,6 +64,8 @@ mod error;
 mod geo;
 mod router;
 mod spec;
+#[cfg(test)]
+mod tests;
 
 pub use addr::{
     ECS_MAX_PREFIX_V4, ECS_MAX_PREFIX_V6, convert_prefix, ecs_client, mask, normalize,
@@ -72,7 +74,7 @@ pub use addr::{
 pub use error::RouteError;
 pub use geo::{EARTH_RADIUS_KM, distance_km};
 pub use router::{
-    Answer, Client, Decision, DecisionKind, DOWN_MARGIN, Explanation, Family, Location,
+    Answer, Client, DOWN_MARGIN, Decision, DecisionKind, Explanation, Family, Location,
     MAX_ANSWERS, Pop, PopId, RankedPop, Router, ServiceId, ServiceInfo, TableStats,
 };
 pub use spec::{OverrideSpec, PopSpec, RouterSpec, ServiceSpec};

@@ -788,7 +788,15 @@ impl Router {
         let kind = if out.len() < k {
             match loc {
                 Some((lat, lon)) => {
-                    self.fill_geo(&self.grids[fr.grid], lat, lon, k, health, out, &mut degraded);
+                    self.fill_geo(
+                        &self.grids[fr.grid],
+                        lat,
+                        lon,
+                        k,
+                        health,
+                        out,
+                        &mut degraded,
+                    );
                     DecisionKind::Geo
                 }
                 None => {

@@ -1,1 +1,19 @@
-//! popdns-server
+//! popdns on the wire: the snapshot the query path reads, the pure request
+//! handler, the UDP workers and the TCP listeners.
+//!
+//! Query path invariants:
+//! - one `ArcSwap::load` of the [`Snapshot`] per query, no lock, no channel;
+//! - the UDP path allocates nothing per query: each worker owns its receive
+//!   and send buffers;
+//! - [`handle`] is total: any input gives an answer or `None`, never a panic.
+
+mod geo;
+mod handler;
+mod net;
+mod snapshot;
+
+pub use geo::GeoState;
+pub use handler::{Handled, Kind, MAX_UDP_PAYLOAD, Transport, handle};
+pub use net::{Listeners, Shared, TcpLimits, bind, serve_tcp, spawn_udp_workers};
+pub use popdns_wire::name_to_text;
+pub use snapshot::{Snapshot, build};

@@ -77,4 +77,5 @@ pub mod opcode {
 pub mod edns_code {
     pub const NSID: u16 = 3;
     pub const ECS: u16 = 8;
+    pub const EDE: u16 = 15;
 }

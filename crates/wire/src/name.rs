@@ -143,7 +143,8 @@ pub fn name_from_text(text: &str) -> Result<Vec<u8>, String> {
         if c == b'\\' {
             let d = bytes.get(i + 1..i + 4);
             if let Some(d) = d.filter(|d| d.iter().all(u8::is_ascii_digit)) {
-                let v = (d[0] - b'0') as u32 * 100 + (d[1] - b'0') as u32 * 10 + (d[2] - b'0') as u32;
+                let v =
+                    (d[0] - b'0') as u32 * 100 + (d[1] - b'0') as u32 * 10 + (d[2] - b'0') as u32;
                 if v > 255 {
                     return Err(format!("bad escape in name {text:?}"));
                 }

@@ -335,10 +335,10 @@ mod tests {
         for bad in [
             &[0u8, 8, 0, 6, 0, 1, 24, 0, 192, 0][..], // too few octets
             &[0, 8, 0, 9, 0, 1, 24, 0, 192, 0, 2, 0, 0], // too many
-            &[0, 8, 0, 8, 0, 1, 23, 0, 192, 0, 3],       // bits past prefix
+            &[0, 8, 0, 8, 0, 1, 23, 0, 192, 0, 3],    // bits past prefix
             &[0, 8, 0, 9, 0, 1, 33, 0, 192, 0, 2, 0, 0], // prefix > 32
-            &[0, 8, 0, 7, 0, 3, 24, 0, 192, 0, 2],       // family
-            &[0, 8, 0, 2, 0, 1],                         // truncated
+            &[0, 8, 0, 7, 0, 3, 24, 0, 192, 0, 2],    // family
+            &[0, 8, 0, 2, 0, 1],                      // truncated
         ] {
             match parse_query(&q(&opt(bad), 1)) {
                 Err(ParseError::FormErr(f)) => assert!(f.edns.is_some(), "{bad:?}"),

@@ -22,6 +22,8 @@ pub struct OptOut<'a> {
     pub nsid: Option<&'a [u8]>,
     /// ECS to echo, with the scope prefix to announce.
     pub ecs: Option<(Ecs, u8)>,
+    /// Extended DNS Error info code (RFC 8914), e.g. 20 "Not Authoritative".
+    pub ede: Option<u16>,
 }
 
 impl OptOut<'_> {
@@ -33,6 +35,9 @@ impl OptOut<'_> {
         }
         if let Some((ecs, _)) = self.ecs {
             n += 8 + (ecs.source_prefix as usize).div_ceil(8);
+        }
+        if self.ede.is_some() {
+            n += 6;
         }
         n
     }
@@ -181,6 +186,30 @@ impl<'b> Writer<'b> {
         self.commit(section, start, ncomp, n)
     }
 
+    /// Append a whole RRset that the message can do without: when it does
+    /// not fit it is left out without setting TC (authority NS of a positive
+    /// answer, RFC 2181 §9).
+    pub fn push_rrset_optional(&mut self, section: Section, owner: &[u8], set: &RRset) -> bool {
+        if self.tc {
+            return false;
+        }
+        let start = self.buf.len();
+        let ncomp = self.ncomp;
+        let mut n = 0u16;
+        for rdata in set.rdatas() {
+            self.write_rr(owner, set.rtype, set.class, set.ttl, rdata);
+            n += 1;
+        }
+        let idx = section as usize;
+        if self.buf.len() > self.limit || self.counts[idx].checked_add(n).is_none() {
+            self.buf.truncate(start);
+            self.ncomp = ncomp;
+            return false;
+        }
+        self.counts[idx] += n;
+        true
+    }
+
     fn can_write(&self, section: Section) -> bool {
         !(self.tc || (section == Section::Additional && self.additional_full))
     }
@@ -315,6 +344,11 @@ fn write_opt(buf: &mut Vec<u8>, o: &OptOut<'_>, ext_rcode: u8) {
             std::net::IpAddr::V4(a) => buf.extend_from_slice(&a.octets()[..n.min(4)]),
             std::net::IpAddr::V6(a) => buf.extend_from_slice(&a.octets()[..n.min(16)]),
         }
+    }
+    if let Some(code) = o.ede {
+        buf.extend_from_slice(&edns_code::EDE.to_be_bytes());
+        buf.extend_from_slice(&2u16.to_be_bytes());
+        buf.extend_from_slice(&code.to_be_bytes());
     }
     let len = (buf.len() - len_at - 2) as u16;
     buf[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());

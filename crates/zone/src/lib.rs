@@ -18,10 +18,11 @@ mod zone;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use popdns_wire::{label_offsets, name_from_text};
+use popdns_wire::{NameBuf, RRset, Section, Writer, label_offsets, name_from_text, rcode, rtype};
 use rustc_hash::FxHashMap;
 
 pub use parse::{RawRecord, parse_ttl, read_zone_file};
+use zone::{MAX_ADDITIONAL, MAX_CHAIN, Resolved, any_choice, collect_targets};
 pub use zone::{Node, Outcome, Zone, is_subdomain};
 
 /// A problem in a zone file, with its location.
@@ -98,9 +99,126 @@ impl ZoneSet {
             .map(|&z| &self.zones[z as usize])
     }
 
+    fn index_of(&self, z: &Zone) -> u32 {
+        self.by_origin.get(&z.origin).copied().unwrap_or(0)
+    }
+
     pub fn zones(&self) -> &[Zone] {
         &self.zones
     }
+
+    /// Answer `qtype` at `qname` (`qname_lc` lowercased) into `w`, following
+    /// CNAME chains through every zone served (RFC 1034 §4.3.2) and stopping
+    /// at names outside them. Returns (rcode, AA flag, outcome).
+    /// `qname_lc` must be inside `first` (from [`ZoneSet::find`]).
+    pub fn answer(
+        &self,
+        first: &Zone,
+        qname: &[u8],
+        qname_lc: &[u8],
+        qtype: u16,
+        w: &mut Writer<'_>,
+    ) -> (u16, bool, Outcome) {
+        let mut zone = first;
+        let mut owner: &[u8] = qname;
+        let mut lc_buf = NameBuf::new();
+        lc_buf.set(qname_lc);
+        let mut extra: [(&[u8], u32); MAX_ADDITIONAL] = [(&[], 0); MAX_ADDITIONAL];
+        let mut nextra = 0usize;
+        let mut zone_idx = self.index_of(first);
+        let mut result = (rcode::NOERROR, true, Outcome::Answer);
+        for step in 0..MAX_CHAIN {
+            match zone.resolve(lc_buf.as_bytes(), qtype) {
+                Resolved::Referral(cut) => {
+                    if let Some(ns) = cut.get(rtype::NS) {
+                        w.push_rrset(Section::Authority, &cut.name, ns);
+                        collect_targets(ns, zone_idx, &mut extra, &mut nextra);
+                    }
+                    result = (rcode::NOERROR, step > 0, Outcome::Referral);
+                    break;
+                }
+                Resolved::NxDomain => {
+                    let apex = zone.apex();
+                    w.push_rrset(Section::Authority, &apex.name, &zone.neg_soa);
+                    result = (rcode::NXDOMAIN, true, Outcome::NxDomain);
+                    break;
+                }
+                Resolved::Found(node, wildcard) => {
+                    let out_owner: &[u8] = if wildcard { owner } else { &node.name };
+                    if qtype == rtype::ANY {
+                        // RFC 8482: one RRset (as NSD does: SOA at the apex,
+                        // else A, else AAAA, else the lowest type).
+                        match any_choice(node) {
+                            Some(set) => {
+                                w.push_rrset(Section::Answer, out_owner, set);
+                            }
+                            None => {
+                                zone.nodata(w);
+                                result.2 = Outcome::NoData;
+                            }
+                        }
+                        break;
+                    }
+                    if let Some(set) = node.get(qtype) {
+                        w.push_rrset(Section::Answer, out_owner, set);
+                        collect_targets(set, zone_idx, &mut extra, &mut nextra);
+                        // NSD's default: the zone's NS in authority of a
+                        // positive answer, left out when it does not fit.
+                        let apex = zone.apex();
+                        if !(qtype == rtype::NS && std::ptr::eq(node, apex))
+                            && let Some(ns) = apex.get(rtype::NS)
+                            && w.push_rrset_optional(Section::Authority, &apex.name, ns)
+                        {
+                            collect_targets(ns, zone_idx, &mut extra, &mut nextra);
+                        }
+                        break;
+                    }
+                    if let Some(cname) = node.get(rtype::CNAME) {
+                        w.push_rrset(Section::Answer, out_owner, cname);
+                        let Some(target) = cname.rdatas().next() else {
+                            break;
+                        };
+                        let mut t_lc = NameBuf::new();
+                        t_lc.set(target);
+                        t_lc.make_lowercase();
+                        // A target outside every zone served: the resolver
+                        // follows it.
+                        let Some(next) = self.find(t_lc.as_bytes()) else {
+                            break;
+                        };
+                        zone = next;
+                        zone_idx = self.index_of(next);
+                        owner = target;
+                        lc_buf = t_lc;
+                        continue;
+                    }
+                    zone.nodata(w);
+                    result.2 = Outcome::NoData;
+                    break;
+                }
+            }
+        }
+        // Additional section: addresses of NS/MX/SRV targets inside the zone
+        // that holds the record; all A RRsets first, then all AAAA (as NSD).
+        for ty in [rtype::A, rtype::AAAA] {
+            for &(t, zi) in &extra[..nextra] {
+                let mut t_lc = NameBuf::new();
+                t_lc.set(t);
+                t_lc.make_lowercase();
+                if let Some(node) = self.zones[zi as usize].node(t_lc.as_bytes())
+                    && let Some(set) = node.get(ty)
+                {
+                    w.push_rrset(Section::Additional, &node.name, set);
+                }
+            }
+        }
+        result
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_rrset_send_sync(r: &RRset) -> &(dyn Send + Sync) {
+    r
 }
 
 /// Load every `*.zone` file of `dir`. The origin is the file's `$ORIGIN`
@@ -108,8 +226,13 @@ impl ZoneSet {
 /// names) are added as empty nodes to the zone that contains them.
 /// Returns every problem found, each with file and line.
 pub fn load_dir(dir: &Path, extra: &[Vec<u8>]) -> Result<ZoneSet, Vec<ZoneError>> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| vec![ZoneError::at(dir, 0, format!("cannot read zone directory: {e}"))])?;
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        vec![ZoneError::at(
+            dir,
+            0,
+            format!("cannot read zone directory: {e}"),
+        )]
+    })?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(Result::ok)
         .map(|e| e.path())

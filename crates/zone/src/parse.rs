@@ -341,7 +341,11 @@ impl Reader<'_> {
             match &self.last_owner {
                 Some(o) => o.clone(),
                 None => {
-                    self.err(file, line, "record without owner name and no previous owner");
+                    self.err(
+                        file,
+                        line,
+                        "record without owner name and no previous owner",
+                    );
                     return;
                 }
             }
@@ -399,7 +403,11 @@ impl Reader<'_> {
                 Some(t) => t,
                 None if rtype_text == "SOA" => {
                     // RFC 1035: without $TTL, the SOA minimum (last field).
-                    let v = e.toks.last().and_then(|t| parse_ttl(&t.text)).unwrap_or(3600);
+                    let v = e
+                        .toks
+                        .last()
+                        .and_then(|t| parse_ttl(&t.text))
+                        .unwrap_or(3600);
                     self.last_ttl = Some(v);
                     v
                 }
@@ -427,7 +435,10 @@ impl Reader<'_> {
             self.err(file, line, m);
             return;
         }
-        if rd_toks.first().is_some_and(|t| !t.quoted && t.text == "\\#") {
+        if rd_toks
+            .first()
+            .is_some_and(|t| !t.quoted && t.text == "\\#")
+        {
             match parse_generic(rd_toks) {
                 Ok(rdata) => self.records.push(RawRecord {
                     owner,
@@ -548,7 +559,11 @@ fn parse_batch(batch: &[Pending]) -> Result<Vec<RawRecord>, String> {
         text.push('\n');
         let mut lc = p.owner.clone();
         lc.make_ascii_lowercase();
-        let t = p.rtype_text.parse::<RecordType>().map(u16::from).unwrap_or(0);
+        let t = p
+            .rtype_text
+            .parse::<RecordType>()
+            .map(u16::from)
+            .unwrap_or(0);
         by_key.entry((lc, t)).or_default().push(i);
     }
     let (_, sets) = Parser::new(text, None, None)

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use popdns_wire::{NameBuf, RRset, RRsetBuilder, Section, Writer, label_offsets, rcode, rtype};
+use popdns_wire::{RRset, RRsetBuilder, Section, Writer, label_offsets, rtype};
 use rustc_hash::FxHashMap;
 
 use crate::ZoneError;
@@ -10,9 +10,9 @@ use crate::parse::RawRecord;
 
 const NONE: u32 = u32::MAX;
 /// Longest CNAME chain followed inside a zone.
-const MAX_CHAIN: usize = 12;
+pub(crate) const MAX_CHAIN: usize = 12;
 /// Most names whose addresses are added to the additional section.
-const MAX_ADDITIONAL: usize = 16;
+pub(crate) const MAX_ADDITIONAL: usize = 16;
 
 /// A name in the zone: its RRsets (none for an empty non-terminal).
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub struct Zone {
     nodes: FxHashMap<Box<[u8]>, u32>,
     store: Vec<Node>,
     apex: u32,
-    neg_soa: RRset,
+    pub(crate) neg_soa: RRset,
     pub serial: u32,
     pub file: PathBuf,
     pub records: usize,
@@ -57,7 +57,7 @@ pub enum Outcome {
     Referral,
 }
 
-enum Resolved<'z> {
+pub(crate) enum Resolved<'z> {
     Found(&'z Node, bool),
     Referral(&'z Node),
     NxDomain,
@@ -124,7 +124,11 @@ impl Zone {
             }
             if r.rtype == rtype::SOA {
                 if lc != origin_lc {
-                    errors.push(ZoneError::at(&r.file, r.line, "SOA record not at the zone origin"));
+                    errors.push(ZoneError::at(
+                        &r.file,
+                        r.line,
+                        "SOA record not at the zone origin",
+                    ));
                     continue;
                 }
                 soa_count += 1;
@@ -138,9 +142,7 @@ impl Zone {
                 sets.push(Vec::new());
                 (names.len() - 1) as u32
             });
-            first_line
-                .entry((id, r.rtype))
-                .or_insert(r.line);
+            first_line.entry((id, r.rtype)).or_insert(r.line);
             let node_sets = &mut sets[id as usize];
             match node_sets.iter_mut().find(|b| b.rtype() == r.rtype) {
                 Some(b) => {
@@ -174,11 +176,19 @@ impl Zone {
             }
         }
         let Some(&apex) = nodes.get(origin_lc.as_slice()) else {
-            errors.push(ZoneError::at(&file, 0, "the zone has no SOA record at its origin"));
+            errors.push(ZoneError::at(
+                &file,
+                0,
+                "the zone has no SOA record at its origin",
+            ));
             return Err(errors);
         };
         if soa_count == 0 {
-            errors.push(ZoneError::at(&file, 0, "the zone has no SOA record at its origin"));
+            errors.push(ZoneError::at(
+                &file,
+                0,
+                "the zone has no SOA record at its origin",
+            ));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -295,14 +305,18 @@ impl Zone {
         self.store.iter()
     }
 
-    fn resolve(&self, lc: &[u8], qtype: u16) -> Resolved<'_> {
+    pub(crate) fn resolve(&self, lc: &[u8], qtype: u16) -> Resolved<'_> {
         let mut offs = [0u8; 128];
         let n = label_offsets(lc, &mut offs);
         let below = n.saturating_sub(self.origin_labels);
         // Closest encloser: the longest existing ancestor-or-self.
         let mut found: Option<(usize, u32)> = None;
         for (i, &o) in offs[..=below.min(n)].iter().enumerate() {
-            let key = if i == n { &lc[lc.len() - 1..] } else { &lc[o as usize..] };
+            let key = if i == n {
+                &lc[lc.len() - 1..]
+            } else {
+                &lc[o as usize..]
+            };
             if let Some(&id) = self.nodes.get(key) {
                 found = Some((i, id));
                 break;
@@ -335,96 +349,25 @@ impl Zone {
         Resolved::NxDomain
     }
 
-    /// Answer `qtype` at `qname` (`qname_lc` lowercased) into `w`.
-    /// Returns (rcode, authoritative answer flag, outcome).
-    pub fn answer(
-        &self,
-        qname: &[u8],
-        qname_lc: &[u8],
-        qtype: u16,
-        w: &mut Writer<'_>,
-    ) -> (u16, bool, Outcome) {
-        let mut owner: &[u8] = qname;
-        let mut lc_buf = NameBuf::new();
-        lc_buf.set(qname_lc);
-        let mut extra: [&[u8]; MAX_ADDITIONAL] = [&[]; MAX_ADDITIONAL];
-        let mut nextra = 0usize;
-        let mut result = (rcode::NOERROR, true, Outcome::Answer);
-        for step in 0..MAX_CHAIN {
-            match self.resolve(lc_buf.as_bytes(), qtype) {
-                Resolved::Referral(cut) => {
-                    if let Some(ns) = cut.get(rtype::NS) {
-                        w.push_rrset(Section::Authority, &cut.name, ns);
-                        collect_targets(ns, &mut extra, &mut nextra);
-                    }
-                    result = (rcode::NOERROR, step > 0, Outcome::Referral);
-                    break;
-                }
-                Resolved::NxDomain => {
-                    let apex = self.apex();
-                    w.push_rrset(Section::Authority, &apex.name, &self.neg_soa);
-                    result = (rcode::NXDOMAIN, true, Outcome::NxDomain);
-                    break;
-                }
-                Resolved::Found(node, wildcard) => {
-                    let out_owner: &[u8] = if wildcard { owner } else { &node.name };
-                    if qtype == rtype::ANY {
-                        if node.rrsets.is_empty() {
-                            self.nodata(w);
-                            result.2 = Outcome::NoData;
-                        }
-                        for set in node.rrsets.iter() {
-                            w.push_rrset(Section::Answer, out_owner, set);
-                        }
-                        break;
-                    }
-                    if let Some(set) = node.get(qtype) {
-                        w.push_rrset(Section::Answer, out_owner, set);
-                        collect_targets(set, &mut extra, &mut nextra);
-                        break;
-                    }
-                    if let Some(cname) = node.get(rtype::CNAME) {
-                        w.push_rrset(Section::Answer, out_owner, cname);
-                        let Some(target) = cname.rdatas().next() else { break };
-                        let mut t_lc = NameBuf::new();
-                        t_lc.set(target);
-                        t_lc.make_lowercase();
-                        if !is_subdomain(t_lc.as_bytes(), &self.origin) {
-                            break; // out of zone: the resolver follows it
-                        }
-                        owner = target;
-                        lc_buf = t_lc;
-                        continue;
-                    }
-                    self.nodata(w);
-                    result.2 = Outcome::NoData;
-                    break;
-                }
-            }
-        }
-        // Additional section: addresses of in-zone NS/MX/SRV targets.
-        for t in &extra[..nextra] {
-            let mut t_lc = NameBuf::new();
-            t_lc.set(t);
-            t_lc.make_lowercase();
-            if let Some(node) = self.node(t_lc.as_bytes()) {
-                for ty in [rtype::A, rtype::AAAA] {
-                    if let Some(set) = node.get(ty) {
-                        w.push_rrset(Section::Additional, &node.name, set);
-                    }
-                }
-            }
-        }
-        result
-    }
-
-    fn nodata(&self, w: &mut Writer<'_>) {
+    pub(crate) fn nodata(&self, w: &mut Writer<'_>) {
         let apex = self.apex();
         w.push_rrset(Section::Authority, &apex.name, &self.neg_soa);
     }
 }
 
-fn collect_targets<'a>(set: &'a RRset, out: &mut [&'a [u8]; MAX_ADDITIONAL], n: &mut usize) {
+pub(crate) fn any_choice(node: &Node) -> Option<&RRset> {
+    [rtype::SOA, rtype::A, rtype::AAAA]
+        .iter()
+        .find_map(|&t| node.get(t))
+        .or_else(|| node.rrsets.first())
+}
+
+pub(crate) fn collect_targets<'a>(
+    set: &'a RRset,
+    zone: u32,
+    out: &mut [(&'a [u8], u32); MAX_ADDITIONAL],
+    n: &mut usize,
+) {
     let skip = match set.rtype {
         rtype::NS => 0,
         rtype::MX => 2,
@@ -436,10 +379,10 @@ fn collect_targets<'a>(set: &'a RRset, out: &mut [&'a [u8]; MAX_ADDITIONAL], n: 
             return;
         }
         if let Some(t) = rd.get(skip..) {
-            if out[..*n].iter().any(|x| x.eq_ignore_ascii_case(t)) {
+            if out[..*n].iter().any(|x| x.0.eq_ignore_ascii_case(t)) {
                 continue;
             }
-            out[*n] = t;
+            out[*n] = (t, zone);
             *n += 1;
         }
     }

@@ -1,0 +1,228 @@
+//! The request handler: packet in, packet out, no I/O.
+//!
+//! `handle` is a pure function of the snapshot, the packet and the client
+//! address. The UDP and TCP loops, the fuzz target and the unit tests all
+//! call it the same way.
+
+use std::net::IpAddr;
+
+use popdns_wire::{
+    Edns, OptOut, ParseError, Query, Section, Writer, class, opcode, parse_query, rcode, rtype,
+};
+
+use crate::snapshot::Snapshot;
+
+/// RFC 8914 info code 20.
+const EDE_NOT_AUTHORITATIVE: u16 = 20;
+
+/// Largest UDP payload we send (RFC 9715 / DNS flag day 2020 advice).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+
+/// Transport the query came over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// How the answer was made, for metrics and the query log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Zone,
+    Geo,
+    Chaos,
+    Refused,
+    FormErr,
+    Other,
+}
+
+/// Summary of one handled query.
+#[derive(Clone, Copy, Debug)]
+pub struct Handled {
+    pub len: usize,
+    pub rcode: u16,
+    pub kind: Kind,
+}
+
+fn udp_limit(edns: Option<&Edns>) -> usize {
+    match edns {
+        Some(e) => e.udp_payload.clamp(512, MAX_UDP_PAYLOAD) as usize,
+        None => 512,
+    }
+}
+
+fn opt_for<'a>(snap: &'a Snapshot, edns: Option<&Edns>) -> Option<OptOut<'a>> {
+    edns.map(|e| OptOut {
+        udp_payload: MAX_UDP_PAYLOAD,
+        dnssec_ok: e.dnssec_ok,
+        nsid: e.nsid.then_some(&snap.identity[..]),
+        ecs: e.ecs.map(|ecs| (ecs, 0)),
+        ede: None,
+    })
+}
+
+/// Answer one DNS message. Returns `None` when the packet gets no answer.
+pub fn handle(
+    snap: &Snapshot,
+    packet: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Option<Handled> {
+    let q = match parse_query(packet) {
+        Ok(q) => q,
+        Err(ParseError::Drop) => return None,
+        Err(ParseError::FormErr(fe)) => {
+            let max = if transport == Transport::Tcp {
+                u16::MAX as usize
+            } else {
+                udp_limit(fe.edns.as_ref())
+            };
+            let opt = fe.edns.as_ref().map(|e| OptOut {
+                udp_payload: MAX_UDP_PAYLOAD,
+                dnssec_ok: e.dnssec_ok,
+                nsid: None,
+                ecs: None,
+                ede: None,
+            });
+            let reserve = opt.map_or(0, |o| o.wire_len());
+            let w = Writer::new(
+                out,
+                packet,
+                fe.question_end,
+                fe.id,
+                fe.opcode,
+                fe.rd,
+                fe.cd,
+                max,
+                reserve,
+            );
+            let rc = if fe.notimp {
+                rcode::NOTIMP
+            } else {
+                rcode::FORMERR
+            };
+            let len = w.finish(rc, false, opt);
+            return Some(Handled {
+                len,
+                rcode: rc,
+                kind: Kind::FormErr,
+            });
+        }
+    };
+    Some(answer(snap, &q, src, transport, out))
+}
+
+fn answer(
+    snap: &Snapshot,
+    q: &Query<'_>,
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Handled {
+    let max = if transport == Transport::Tcp {
+        u16::MAX as usize
+    } else {
+        udp_limit(q.edns.as_ref())
+    };
+    let mut opt = opt_for(snap, q.edns.as_ref());
+    let reserve = opt.map_or(0, |o| o.wire_len());
+    let mut w = Writer::new(
+        out,
+        q.packet,
+        Some(q.question_end),
+        q.id,
+        q.opcode,
+        q.rd,
+        q.cd,
+        max,
+        reserve,
+    );
+    let done = |w: Writer<'_>, rc: u16, aa: bool, kind: Kind, opt: Option<OptOut<'_>>| {
+        let len = w.finish(rc, aa, opt);
+        Handled {
+            len,
+            rcode: rc,
+            kind,
+        }
+    };
+    // RFC 6891 §6.1.3: only version 0.
+    if let Some(e) = &q.edns
+        && e.version > 0
+    {
+        if let Some(o) = opt.as_mut() {
+            o.nsid = None;
+            o.ecs = None;
+        }
+        return done(w, rcode::BADVERS, false, Kind::FormErr, opt);
+    }
+    debug_assert_eq!(q.opcode, opcode::QUERY);
+    match q.qtype {
+        rtype::OPT => return done(w, rcode::FORMERR, false, Kind::FormErr, opt),
+        rtype::AXFR | rtype::IXFR => return done(w, rcode::REFUSED, false, Kind::Refused, opt),
+        rtype::MAILA | rtype::MAILB => return done(w, rcode::NOTIMP, false, Kind::Other, opt),
+        _ => {}
+    }
+    if q.qclass == class::CH {
+        let (rc, aa) = chaos(snap, q, &mut w);
+        return done(w, rc, aa, Kind::Chaos, opt);
+    }
+    if q.qclass != class::IN {
+        return done(w, rcode::REFUSED, false, Kind::Refused, opt);
+    }
+    let qlc = q.qname_lc.as_bytes();
+    let Some(zone) = snap.zones.find(qlc) else {
+        if let Some(o) = opt.as_mut() {
+            o.ede = Some(EDE_NOT_AUTHORITATIVE);
+        }
+        return done(w, rcode::REFUSED, false, Kind::Refused, opt);
+    };
+    if (q.qtype == rtype::A || q.qtype == rtype::AAAA)
+        && let Some(geo) = snap.geo.as_ref()
+        && let Some(svc) = geo.service(qlc)
+    {
+        let scope = geo.answer(svc, q, src, &mut w);
+        if let (Some(o), Some(s)) = (opt.as_mut(), scope)
+            && let Some((ecs, _)) = o.ecs
+        {
+            o.ecs = Some((ecs, s));
+        }
+        return done(w, rcode::NOERROR, true, Kind::Geo, opt);
+    }
+    let (rc, aa, _) = snap
+        .zones
+        .answer(zone, q.qname.as_bytes(), qlc, q.qtype, &mut w);
+    done(w, rc, aa, Kind::Zone, opt)
+}
+
+const ID_SERVER: &[u8] = b"\x02id\x06server\x00";
+const HOSTNAME_BIND: &[u8] = b"\x08hostname\x04bind\x00";
+const VERSION_SERVER: &[u8] = b"\x07version\x06server\x00";
+const VERSION_BIND: &[u8] = b"\x07version\x04bind\x00";
+
+/// CHAOS-class identity queries (RFC 4892).
+fn chaos(snap: &Snapshot, q: &Query<'_>, w: &mut Writer<'_>) -> (u16, bool) {
+    let n = q.qname_lc.as_bytes();
+    let text: &[u8] = if n == ID_SERVER || n == HOSTNAME_BIND {
+        &snap.identity
+    } else if (n == VERSION_SERVER || n == VERSION_BIND) && snap.version_queries {
+        snap.version.as_bytes()
+    } else {
+        return (rcode::REFUSED, false);
+    };
+    if q.qtype == rtype::TXT || q.qtype == rtype::ANY {
+        let mut rd = [0u8; 256];
+        let len = text.len().min(255);
+        rd[0] = len as u8;
+        rd[1..=len].copy_from_slice(&text[..len]);
+        w.push_rr(
+            Section::Answer,
+            q.qname.as_bytes(),
+            rtype::TXT,
+            class::CH,
+            0,
+            &rd[..=len],
+        );
+    }
+    (rcode::NOERROR, true)
+}

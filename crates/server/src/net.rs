@@ -1,0 +1,242 @@
+//! Sockets: UDP workers (one OS thread per SO_REUSEPORT socket, blocking
+//! receive loop) and TCP listeners (tokio tasks, one per connection).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::handler::{Transport, handle};
+use crate::snapshot::Snapshot;
+
+/// State shared by every listener.
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub stopping: AtomicBool,
+    pub tcp_open: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(snapshot: Snapshot) -> Arc<Shared> {
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            stopping: AtomicBool::new(false),
+            tcp_open: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// Bound sockets, ready to serve.
+pub struct Listeners {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<StdTcpListener>,
+    /// The addresses actually bound (port 0 resolved).
+    pub addrs: Vec<SocketAddr>,
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_port(true)?;
+    // Larger buffers absorb bursts (the kernel caps them at rmem_max).
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&addr.into())?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(s.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<StdTcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Bind every listen address on TCP and on `workers` UDP sockets. Port 0
+/// picks one free port for both transports.
+pub fn bind(listen: &[SocketAddr], workers: usize) -> io::Result<Listeners> {
+    let workers = workers.max(1);
+    let mut out = Listeners {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        addrs: Vec::new(),
+    };
+    for &addr in listen {
+        let mut attempt = 0;
+        loop {
+            let tcp = tcp_listener(addr)?;
+            let bound = tcp.local_addr()?;
+            let mut udp = Vec::new();
+            let mut err = None;
+            for _ in 0..workers {
+                match udp_socket(bound) {
+                    Ok(s) => udp.push(s),
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            match err {
+                None => {
+                    out.tcp.push(tcp);
+                    out.udp.extend(udp);
+                    out.addrs.push(bound);
+                    break;
+                }
+                // With port 0 the UDP port may be taken: try another.
+                Some(_) if addr.port() == 0 && attempt < 20 => attempt += 1,
+                Some(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Start one OS thread per UDP socket. Each owns its buffers and answers
+/// queries in a blocking loop until `shared.stopping` is set.
+pub fn spawn_udp_workers(shared: &Arc<Shared>, sockets: Vec<UdpSocket>) -> Vec<JoinHandle<()>> {
+    sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, sock)| {
+            let shared = Arc::clone(shared);
+            std::thread::Builder::new()
+                .name(format!("udp-{i}"))
+                .spawn(move || udp_loop(&shared, &sock))
+                .expect("spawning a UDP worker thread")
+        })
+        .collect()
+}
+
+fn udp_loop(shared: &Shared, sock: &UdpSocket) {
+    let mut buf = vec![0u8; 65_535];
+    let mut out: Vec<u8> = Vec::with_capacity(65_535);
+    while !shared.stopping.load(Ordering::Relaxed) {
+        let (n, src) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "udp receive error");
+                continue;
+            }
+        };
+        let handled = {
+            let snap = shared.snapshot.load();
+            handle(&snap, &buf[..n], src.ip(), Transport::Udp, &mut out)
+        };
+        if let Some(h) = handled
+            && let Err(e) = sock.send_to(&out[..h.len], src)
+        {
+            tracing::debug!(error = %e, %src, "udp send error");
+        }
+    }
+}
+
+/// TCP limits.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Accept TCP connections until `shared.stopping`.
+pub async fn serve_tcp(shared: Arc<Shared>, listener: StdTcpListener, limits: TcpLimits) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register TCP listener");
+            return;
+        }
+    };
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "tcp accept error");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let open = shared.tcp_open.fetch_add(1, Ordering::Relaxed);
+        if open >= limits.max_connections {
+            shared.tcp_open.fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "tcp connection refused: too many open");
+            drop(stream);
+            continue;
+        }
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            connection(&shared, stream, peer, limits).await;
+            shared.tcp_open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// RFC 7766: several queries per connection, answered in order; the
+/// connection closes after `idle_timeout` without a complete query.
+async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits: TcpLimits) {
+    let (r, w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut w = BufWriter::new(w);
+    let mut buf = vec![0u8; 65_535];
+    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(limits.idle_timeout, r.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+        let n = u16::from_be_bytes(len) as usize;
+        match tokio::time::timeout(limits.idle_timeout, r.read_exact(&mut buf[..n])).await {
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+        let handled = {
+            let snap = shared.snapshot.load();
+            handle(&snap, &buf[..n], peer.ip(), Transport::Tcp, &mut out)
+        };
+        let Some(h) = handled else {
+            // Not a DNS query: the stream is out of sync, close it.
+            break;
+        };
+        let l = (h.len as u16).to_be_bytes();
+        if w.write_all(&l).await.is_err() || w.write_all(&out[..h.len]).await.is_err() {
+            break;
+        }
+        // Flush when no further query is already buffered (pipelining).
+        if r.buffer().is_empty() && w.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+}
