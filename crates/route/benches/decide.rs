@@ -130,6 +130,33 @@ fn bench_build(c: &mut Criterion) {
         r.table_stats().tables,
         r.table_stats().heap_bytes / 1024
     );
+    // Worst case: every service has its own subset and IPv6 is missing on
+    // some PoPs, so each (service, family) needs its own table (20 tables).
+    let mut worst = spec(1000, 10, &mut rng);
+    for (i, p) in worst.pops.iter_mut().enumerate() {
+        if i % 7 == 0 {
+            p.ipv6.clear();
+        }
+    }
+    let names: Vec<String> = worst.pops.iter().map(|p| p.name.clone()).collect();
+    for (si, svc) in worst.services.iter_mut().enumerate() {
+        svc.pops = Some(
+            names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 11 != si)
+                .map(|(_, n)| n.clone())
+                .collect(),
+        );
+    }
+    let t = Instant::now();
+    let r = Router::new(worst).expect("router");
+    eprintln!(
+        "build 1000 PoPs x 10 distinct subsets: {:?} ({} tables, {} KiB)",
+        t.elapsed(),
+        r.table_stats().tables,
+        r.table_stats().heap_bytes / 1024
+    );
     let mut group = c.benchmark_group("build");
     group.sample_size(10);
     group.bench_function("1000_pops_10_services", |b| {

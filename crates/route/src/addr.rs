@@ -117,11 +117,12 @@ pub fn convert_prefix(ip: IpAddr, prefix: u8) -> (IpAddr, u8) {
         }
         IpAddr::V6(v6) => {
             let p = prefix.min(128);
-            if let Some(e) = embedding(v6) {
-                if p > e.offset && p >= e.ident {
-                    let p4 = (p - e.offset).min(32);
-                    return (mask(IpAddr::V4(extract(v6, e)), p4), p4);
-                }
+            if let Some(e) = embedding(v6)
+                && p > e.offset
+                && p >= e.ident
+            {
+                let p4 = (p - e.offset).min(32);
+                return (mask(IpAddr::V4(extract(v6, e)), p4), p4);
             }
             (mask(ip, p), p)
         }

@@ -84,10 +84,12 @@ const EPS_RAD: f64 = 1e-6;
 /// candidates exactly and reading the first `k` gives exactly the first `k`
 /// of the full ranking.
 ///
-/// Storage (CSR): `offsets` has `ROWS*COLS + 1 = 16 201` `u32` (≈ 65 KB) and
-/// `ids` one `u16` per (cell, candidate) pair; a cell typically holds
-/// `k`..`2k` candidates, e.g. ≈ 16 200 × 12 × 2 B ≈ 0.4 MB per table.
-/// When `set.len() <= k` no grid is built: every cell's candidates are `set`.
+/// Storage (CSR): `offsets` has `ROWS*COLS + 1 = 64 801` `u32` (≈ 253 KiB)
+/// and `ids` one `u16` per (cell, candidate) pair; a cell typically holds
+/// `k`..`2k` candidates (7.4 on average for 1 000 uniform PoPs and `k = 5`:
+/// ≈ 64 800 × 7.4 × 2 B ≈ 940 KiB), so ≈ 1.1 MiB per table.
+/// When `set.len() <= k` or `set.len() <= MIN_GRID_SET` no grid is built:
+/// every cell's candidates are `set`.
 #[derive(Clone, Debug)]
 pub(crate) struct Grid {
     /// Ranking depth guaranteed exact from a cell's candidates.
@@ -96,6 +98,59 @@ pub(crate) struct Grid {
     pub(crate) set: Vec<u16>,
     offsets: Vec<u32>,
     ids: Vec<u16>,
+}
+
+/// Sets this small are ranked by scanning them: a grid would cost memory
+/// and save nothing.
+const MIN_GRID_SET: usize = 16;
+
+/// Cell centres and radii; they depend only on the row (radius) and on
+/// row/column (centre), so they are computed once per process.
+struct CellGeometry {
+    /// (sin, cos) of fine / coarse row centre latitudes.
+    fine_lat: Vec<(f64, f64)>,
+    coarse_lat: Vec<(f64, f64)>,
+    /// (sin, cos) of fine / coarse column centre longitudes.
+    fine_lon: Vec<(f64, f64)>,
+    coarse_lon: Vec<(f64, f64)>,
+    fine_r: Vec<f64>,
+    coarse_r: Vec<f64>,
+}
+
+impl CellGeometry {
+    fn get() -> &'static Self {
+        static GEO: std::sync::OnceLock<CellGeometry> = std::sync::OnceLock::new();
+        GEO.get_or_init(|| {
+            let sdeg = CELL_DEG * SUPER as f64;
+            let centre = |i: usize, size: f64, origin: f64| {
+                (origin + (i as f64 + 0.5) * size).to_radians().sin_cos()
+            };
+            Self {
+                fine_lat: (0..ROWS).map(|r| centre(r, CELL_DEG, -90.0)).collect(),
+                coarse_lat: (0..ROWS / SUPER).map(|r| centre(r, sdeg, -90.0)).collect(),
+                fine_lon: (0..COLS).map(|c| centre(c, CELL_DEG, -180.0)).collect(),
+                coarse_lon: (0..COLS / SUPER).map(|c| centre(c, sdeg, -180.0)).collect(),
+                fine_r: (0..ROWS)
+                    .map(|r| cell_disc(-90.0 + r as f64 * CELL_DEG, 0.0, CELL_DEG, CELL_DEG).1)
+                    .collect(),
+                coarse_r: (0..ROWS / SUPER)
+                    .map(|r| cell_disc(-90.0 + r as f64 * sdeg, 0.0, sdeg, sdeg).1)
+                    .collect(),
+            }
+        })
+    }
+
+    fn fine_centre(&self, row: usize, col: usize) -> [f64; 3] {
+        let (sl, cl) = self.fine_lat[row];
+        let (so, co) = self.fine_lon[col];
+        [cl * co, cl * so, sl]
+    }
+
+    fn coarse_centre(&self, row: usize, col: usize) -> [f64; 3] {
+        let (sl, cl) = self.coarse_lat[row];
+        let (so, co) = self.coarse_lon[col];
+        [cl * co, cl * so, sl]
+    }
 }
 
 fn unit(lat_deg: f64, lon_deg: f64) -> [f64; 3] {
@@ -113,7 +168,7 @@ fn angle(a: &[f64; 3], b: &[f64; 3]) -> f64 {
 }
 
 /// Centre and angular radius (max distance from the centre to any point) of
-/// the lat/lon box. The farthest point of such a box from its centre is a
+/// the lat/lon box (the radius does not depend on the box's longitude). The farthest point of such a box from its centre is a
 /// corner; edge midpoints are included anyway, and the result is inflated.
 fn cell_disc(lat0: f64, lon0: f64, dlat: f64, dlon: f64) -> ([f64; 3], f64) {
     let c = unit(lat0 + dlat * 0.5, lon0 + dlon * 0.5);
@@ -177,7 +232,7 @@ impl Grid {
     /// Builds the table for `set` (ascending PoP ids) with ranking depth `k`.
     pub(crate) fn build(set: Vec<u16>, k: usize, units: &[[f64; 3]]) -> Self {
         let k = k.min(set.len()).max(1);
-        if set.len() <= k {
+        if set.len() <= k || set.len() <= MIN_GRID_SET {
             return Self {
                 k,
                 set,
@@ -185,39 +240,30 @@ impl Grid {
                 ids: Vec::new(),
             };
         }
+        let geo = CellGeometry::get();
         let mut scratch = Vec::with_capacity(set.len());
-        let mut coarse = Vec::new();
-        let mut offsets = vec![0u32; ROWS * COLS + 1];
-        // Cells are filled coarse block by coarse block, so collect per cell
-        // first, then lay out in row-major order.
-        let mut per_cell: Vec<Vec<u16>> = vec![Vec::new(); ROWS * COLS];
-        let sdeg = CELL_DEG * SUPER as f64;
-        for srow in 0..ROWS / SUPER {
-            for scol in 0..COLS / SUPER {
-                let lat0 = -90.0 + srow as f64 * sdeg;
-                let lon0 = -180.0 + scol as f64 * sdeg;
-                let (c, r) = cell_disc(lat0, lon0, sdeg, sdeg);
-                coarse.clear();
-                filter(&c, r, k, &set, units, &mut scratch, &mut coarse);
-                for row in srow * SUPER..(srow + 1) * SUPER {
-                    for col in scol * SUPER..(scol + 1) * SUPER {
-                        let lat0 = -90.0 + row as f64 * CELL_DEG;
-                        let lon0 = -180.0 + col as f64 * CELL_DEG;
-                        let (c, r) = cell_disc(lat0, lon0, CELL_DEG, CELL_DEG);
-                        let cell = &mut per_cell[row * COLS + col];
-                        filter(&c, r, k, &coarse, units, &mut scratch, cell);
-                        cell.shrink_to_fit();
-                    }
+        let mut coarse: Vec<Vec<u16>> = vec![Vec::new(); COLS / SUPER];
+        let mut offsets = Vec::with_capacity(ROWS * COLS + 1);
+        offsets.push(0u32);
+        let mut ids = Vec::with_capacity(ROWS * COLS * (k + k / 2));
+        for row in 0..ROWS {
+            if row % SUPER == 0 {
+                let srow = row / SUPER;
+                for (scol, list) in coarse.iter_mut().enumerate() {
+                    list.clear();
+                    let c = geo.coarse_centre(srow, scol);
+                    filter(&c, geo.coarse_r[srow], k, &set, units, &mut scratch, list);
                 }
             }
+            for col in 0..COLS {
+                let c = geo.fine_centre(row, col);
+                let from = &coarse[col / SUPER];
+                filter(&c, geo.fine_r[row], k, from, units, &mut scratch, &mut ids);
+                // ids.len() <= cells * u16::MAX, far below u32::MAX.
+                offsets.push(u32::try_from(ids.len()).unwrap_or(u32::MAX));
+            }
         }
-        let total: usize = per_cell.iter().map(Vec::len).sum();
-        let mut ids = Vec::with_capacity(total);
-        for (i, cell) in per_cell.iter().enumerate() {
-            ids.extend_from_slice(cell);
-            // total <= cells * u16::MAX, far below u32::MAX.
-            offsets[i + 1] = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-        }
+        ids.shrink_to_fit();
         Self {
             k,
             set,

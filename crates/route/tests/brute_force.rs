@@ -99,12 +99,14 @@ fn brute(
         Family::V4 => !pops[p].ipv4.is_empty(),
         Family::V6 => !pops[p].ipv6.is_empty(),
     };
-    let mut order: Vec<usize> = subset.iter().copied().filter(|&p| has(p)).collect();
-    order.sort_by(|&a, &b| {
-        let da = distance_km(at, (pops[a].latitude, pops[a].longitude));
-        let db = distance_km(at, (pops[b].latitude, pops[b].longitude));
-        da.total_cmp(&db).then(a.cmp(&b))
-    });
+    let mut ranked: Vec<(f64, usize)> = subset
+        .iter()
+        .copied()
+        .filter(|&p| has(p))
+        .map(|p| (distance_km(at, (pops[p].latitude, pops[p].longitude)), p))
+        .collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let order: Vec<usize> = ranked.into_iter().map(|(_, p)| p).collect();
     let alive: Vec<usize> = order.iter().copied().filter(|&p| up[p]).collect();
     if alive.is_empty() {
         let take = order.len().min(k);
