@@ -122,7 +122,10 @@ impl Popdns {
     pub fn start(config: &str) -> Popdns {
         Self::start_with(
             config,
-            &[("cdn.example.zone", TEST_ZONE), ("elsewhere.test.zone", SECOND_ZONE)],
+            &[
+                ("cdn.example.zone", TEST_ZONE),
+                ("elsewhere.test.zone", SECOND_ZONE),
+            ],
         )
     }
 
@@ -270,7 +273,11 @@ impl Drop for Popdns {
 
 /// Exchange one datagram.
 pub fn udp_exchange(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Option<Vec<u8>> {
-    let bind = if addr.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" };
+    let bind = if addr.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    };
     let s = UdpSocket::bind(bind).unwrap();
     s.set_read_timeout(Some(timeout)).unwrap();
     s.send_to(bytes, addr).unwrap();

@@ -30,7 +30,11 @@ fn positive_answer_is_authoritative_with_ns_in_authority() {
     );
     assert_eq!(
         names(&m.additionals),
-        vec!["ns1.cdn.example. A", "ns2.cdn.example. A", "ns1.cdn.example. AAAA"]
+        vec![
+            "ns1.cdn.example. A",
+            "ns2.cdn.example. A",
+            "ns1.cdn.example. AAAA"
+        ]
     );
 }
 
@@ -99,7 +103,11 @@ fn cname_chains() {
     let m = s.query("chain1.cdn.example.", RecordType::A);
     assert_eq!(
         names(&m.answers),
-        vec!["chain1.cdn.example. CNAME", "chain2.cdn.example. CNAME", "static.cdn.example. A"]
+        vec![
+            "chain1.cdn.example. CNAME",
+            "chain2.cdn.example. CNAME",
+            "static.cdn.example. A"
+        ]
     );
     // CNAME asked for directly is not followed.
     let m = s.query("img.cdn.example.", RecordType::CNAME);
@@ -130,13 +138,21 @@ fn cname_into_another_served_zone_is_followed_but_not_outside() {
 #[test]
 fn delegation_gives_referral_with_glue() {
     let s = server();
-    for name in ["sub.cdn.example.", "host.sub.cdn.example.", "ns.sub.cdn.example."] {
+    for name in [
+        "sub.cdn.example.",
+        "host.sub.cdn.example.",
+        "ns.sub.cdn.example.",
+    ] {
         let m = s.query(name, RecordType::A);
         assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name}");
         assert!(!m.metadata.authoritative, "{name}");
         assert!(m.answers.is_empty(), "{name}");
         assert_eq!(names(&m.authorities), vec!["sub.cdn.example. NS"], "{name}");
-        assert_eq!(names(&m.additionals), vec!["ns.sub.cdn.example. A"], "{name}");
+        assert_eq!(
+            names(&m.additionals),
+            vec!["ns.sub.cdn.example. A"],
+            "{name}"
+        );
     }
     // DS is answered by the parent side of the cut.
     let m = s.query("sub.cdn.example.", RecordType::DS);
@@ -192,8 +208,14 @@ fn chaos_identity_names() {
     for (name, want) in [
         ("id.server.", "test-node-1".to_string()),
         ("hostname.bind.", "test-node-1".to_string()),
-        ("version.server.", format!("popdns {}", env!("CARGO_PKG_VERSION"))),
-        ("version.bind.", format!("popdns {}", env!("CARGO_PKG_VERSION"))),
+        (
+            "version.server.",
+            format!("popdns {}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            "version.bind.",
+            format!("popdns {}", env!("CARGO_PKG_VERSION")),
+        ),
     ] {
         let mut q = query_msg(name, RecordType::TXT, false);
         q.queries[0].set_query_class(DNSClass::CH);
@@ -313,7 +335,11 @@ fn formerr_notimp() {
 fn tcp_pipelined_queries_on_one_connection() {
     let s = server();
     let mut c = s.tcp();
-    let names = ["www.cdn.example.", "static.cdn.example.", "nope.cdn.example."];
+    let names = [
+        "www.cdn.example.",
+        "static.cdn.example.",
+        "nope.cdn.example.",
+    ];
     let mut batch = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let mut q = query_msg(n, RecordType::A, false);
@@ -349,8 +375,16 @@ fn tcp_connection_cap() {
     let _b = s.tcp();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let mut c = s.tcp();
-    tcp_send(&mut c, &query_msg("www.cdn.example.", RecordType::A, false).to_vec().unwrap());
-    assert!(tcp_recv(&mut c).is_none(), "third connection must be refused");
+    tcp_send(
+        &mut c,
+        &query_msg("www.cdn.example.", RecordType::A, false)
+            .to_vec()
+            .unwrap(),
+    );
+    assert!(
+        tcp_recv(&mut c).is_none(),
+        "third connection must be refused"
+    );
     drop(_a);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let m = s.tcp_msg(&query_msg("www.cdn.example.", RecordType::A, false));

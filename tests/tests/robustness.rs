@@ -29,7 +29,9 @@ fn malformed_udp_packets() {
         assert!(s.udp_raw(&vec![0u8; n]).is_none() || n == 0);
     }
     // A response (QR=1) is never answered.
-    let mut resp = query_msg("www.cdn.example.", RecordType::A, false).to_vec().unwrap();
+    let mut resp = query_msg("www.cdn.example.", RecordType::A, false)
+        .to_vec()
+        .unwrap();
     resp[2] |= 0x80;
     assert!(s.udp_raw(&resp).is_none());
     // Truncated question, compression loop, bogus counts, forward pointer.
@@ -64,7 +66,9 @@ fn malformed_udp_packets() {
     p.extend_from_slice(&[0, 0, 1, 0, 1]);
     cases.push(p);
     for (i, c) in cases.iter().enumerate() {
-        let r = s.udp_raw(c).unwrap_or_else(|| panic!("case {i}: no answer"));
+        let r = s
+            .udp_raw(c)
+            .unwrap_or_else(|| panic!("case {i}: no answer"));
         assert_eq!(r[0..2], c[0..2], "case {i}: id");
         assert_eq!(r[3] & 0x0F, 1, "case {i}: expected FORMERR");
         alive(&s);
@@ -75,7 +79,9 @@ fn malformed_udp_packets() {
         for _ in 0..30 {
             let mut p = Vec::with_capacity(len);
             for _ in 0..len {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 p.push((seed >> 33) as u8);
             }
             p[2] &= 0x7F;
@@ -148,7 +154,10 @@ fn zone_semantic_errors() {
             "$TTL 300\n@ IN SOA ns hm 1 2 3 4 5\nwww.other.test. IN A 192.0.2.1\n",
             "outside the zone",
         ),
-        ("$TTL 300\n@ IN SOA ns hm 1 2 3 4 5\nw IN BOGUS x\n", "unknown record type"),
+        (
+            "$TTL 300\n@ IN SOA ns hm 1 2 3 4 5\nw IN BOGUS x\n",
+            "unknown record type",
+        ),
         ("$TTL 300\n@ IN SOA ns hm ( 1 2 3 4 5\n", "unbalanced"),
     ] {
         let dir = TempDir::new("sem");
@@ -174,7 +183,10 @@ fn check_accepts_good_config_and_rejects_unknown_keys() {
     dir.write("popdns.toml", &basic_config("colour = \"blue\""));
     let (code, out, _) = run_popdns(&["check", "-c", cfg.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(out.contains("popdns.toml:7:") && out.contains("colour"), "{out}");
+    assert!(
+        out.contains("popdns.toml:7:") && out.contains("colour"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -1,36 +1,313 @@
-//! Geo-routed service names (filled by the routing work).
+//! Geo-routed service names: the per-snapshot routing state and the answer
+//! writer for A/AAAA at a service name.
 
 use std::net::IpAddr;
 
 use popdns_config::Config;
-use popdns_wire::{Query, Writer};
+use popdns_geo::GeoDb;
+use popdns_route::{
+    Answer, Client, Decision, Family, Location, OverrideSpec, PopSpec, Router, RouterSpec,
+    ServiceId, ServiceSpec, convert_prefix, ecs_client, source_client,
+};
+use popdns_wire::{Query, Section, Writer, class, rtype};
 use popdns_zone::ZoneSet;
+use rustc_hash::FxHashMap;
 
 /// Routing state of a snapshot.
-pub struct GeoState {}
+pub struct GeoState {
+    pub router: Router,
+    pub geoip: Option<GeoDb>,
+    /// Lowercase wire name → service.
+    services: FxHashMap<Box<[u8]>, ServiceId>,
+    /// Owner name (wire, config case) per service.
+    owners: Vec<Box<[u8]>>,
+    v4: Vec<Vec<[u8; 4]>>,
+    v6: Vec<Vec<[u8; 16]>>,
+    /// Every override network (normalised): a geo answer's ECS scope must
+    /// not cover one of them.
+    override_nets: Vec<(IpAddr, u8)>,
+}
+
+/// Where the client location came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Ecs,
+    SourceIp,
+}
+
+/// Everything about one routing decision (for `popdns route` and logs).
+pub struct Routed {
+    pub client: Client,
+    pub source: Source,
+    pub geo_prefix: Option<u8>,
+    pub decision: Decision,
+    pub scope: u8,
+}
 
 impl GeoState {
     /// Build from the config; `None` when no service is configured.
-    pub fn build(config: &Config, _zones: &ZoneSet) -> Result<Option<GeoState>, Vec<String>> {
-        if config.services.is_empty() {
-            return Ok(None);
+    pub fn build(config: &Config, zones: &ZoneSet) -> Result<Option<GeoState>, Vec<String>> {
+        let mut errors = Vec::new();
+        let file = config.file.display().to_string();
+        let geoip = match &config.geoip {
+            Some(g) => match GeoDb::open(&g.databases, g.country_coords.as_deref()) {
+                Ok(db) => Some(db),
+                Err(e) => {
+                    errors.push(format!("{file}: geoip: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        if config.services.is_empty() && config.pops.is_empty() {
+            return if errors.is_empty() {
+                Ok(None)
+            } else {
+                Err(errors)
+            };
         }
-        Ok(None)
+        let spec = RouterSpec {
+            pops: config
+                .pops
+                .iter()
+                .map(|p| PopSpec {
+                    name: p.name.clone(),
+                    latitude: p.latitude,
+                    longitude: p.longitude,
+                    ipv4: p.ipv4.clone(),
+                    ipv6: p.ipv6.clone(),
+                })
+                .collect(),
+            services: config
+                .services
+                .iter()
+                .map(|s| ServiceSpec {
+                    name: s.name.clone(),
+                    ttl: s.ttl,
+                    answers: s.answers,
+                    pops: s.pops.clone(),
+                })
+                .collect(),
+            overrides: config
+                .overrides
+                .iter()
+                .map(|o| OverrideSpec {
+                    networks: o.networks.clone(),
+                    countries: o.countries.clone(),
+                    continents: o.continents.clone(),
+                    pops: o.pops.clone(),
+                })
+                .collect(),
+            local_pop: config.server.local_pop.clone(),
+        };
+        let router = match Router::new(spec) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!("{file}: {e}"));
+                return Err(errors);
+            }
+        };
+        let mut services = FxHashMap::default();
+        let mut owners: Vec<Box<[u8]>> = vec![Box::from(&[0u8][..]); config.services.len()];
+        for s in &config.services {
+            let wire = match popdns_wire::name_from_text(&s.name) {
+                Ok(w) => w,
+                Err(e) => {
+                    errors.push(format!("{file}:{}: services.name: {e}", s.line));
+                    continue;
+                }
+            };
+            let mut lc = wire.clone();
+            lc.make_ascii_lowercase();
+            let Some(z) = zones.find(&lc) else {
+                errors.push(format!(
+                    "{file}:{}: services.name: {} is not inside any served zone",
+                    s.line, s.name
+                ));
+                continue;
+            };
+            if let Some(node) = z.node(&lc)
+                && node.get(rtype::CNAME).is_some()
+            {
+                errors.push(format!(
+                    "{file}:{}: services.name: {} has a CNAME in {}",
+                    s.line,
+                    s.name,
+                    z.file.display()
+                ));
+            }
+            if let Some(id) = router.service_id(&s.name)
+                && let Some(slot) = owners.get_mut(id.index())
+            {
+                *slot = wire.into_boxed_slice();
+                services.insert(lc.into_boxed_slice(), id);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let v4 = router
+            .pops()
+            .iter()
+            .map(|p| p.ipv4.iter().map(|a| a.octets()).collect())
+            .collect();
+        let v6 = router
+            .pops()
+            .iter()
+            .map(|p| p.ipv6.iter().map(|a| a.octets()).collect())
+            .collect();
+        Ok(Some(GeoState {
+            router,
+            geoip,
+            services,
+            owners,
+            v4,
+            v6,
+            override_nets: config
+                .overrides
+                .iter()
+                .flat_map(|o| o.networks.iter())
+                .map(|&(a, l)| convert_prefix(a, l))
+                .collect(),
+        }))
     }
 
     /// The service at `qname_lc`, if any.
-    pub fn service(&self, _qname_lc: &[u8]) -> Option<u32> {
-        None
+    pub fn service(&self, qname_lc: &[u8]) -> Option<ServiceId> {
+        self.services.get(qname_lc).copied()
     }
 
-    /// Write the geo answer; returns the ECS scope to announce.
+    /// The service named `name` (presentation form, any case).
+    pub fn service_by_name(&self, name: &str) -> Option<ServiceId> {
+        let mut w = popdns_wire::name_from_text(name).ok()?;
+        w.make_ascii_lowercase();
+        self.service(&w)
+    }
+
+    /// Decide for a client: ECS `(address, source prefix)` if the query had
+    /// one with a source prefix above 0, else the packet's source address.
+    pub fn route(
+        &self,
+        svc: ServiceId,
+        ecs: Option<(IpAddr, u8)>,
+        src: IpAddr,
+        family: Family,
+        up: &[bool],
+        out: &mut Answer,
+    ) -> Routed {
+        let (addr, prefix, source) = match ecs {
+            Some((a, p)) if p > 0 => {
+                let (a, p) = ecs_client(a, p);
+                (a, p, Source::Ecs)
+            }
+            _ => {
+                let (a, p) = source_client(src);
+                (a, p, Source::SourceIp)
+            }
+        };
+        let hit = self.geoip.as_ref().map(|g| g.lookup(addr));
+        let location = hit.and_then(|h| h.location).map(|l| Location {
+            lat: l.lat,
+            lon: l.lon,
+            country: l.country,
+            continent: l.continent,
+        });
+        let client = Client {
+            addr,
+            prefix,
+            location,
+        };
+        let decision = self.router.decide(svc, client, family, up, out);
+        let scope = match decision.override_prefix {
+            Some(p) => p.min(prefix),
+            // The GeoIP network that decided (for an unknown location, the
+            // empty network the lookup ended in): the answer holds across
+            // it, except where an override network lies inside it.
+            None => {
+                let mut scope = hit.map_or(0, |h| h.prefix_len.min(prefix));
+                for &(net, len) in &self.override_nets {
+                    if len > scope && same_family(net, addr) {
+                        let d = common_prefix_len(net, addr);
+                        if d >= scope {
+                            scope = (d + 1).min(prefix);
+                        }
+                    }
+                }
+                scope
+            }
+        };
+        Routed {
+            client,
+            source,
+            geo_prefix: hit.map(|h| h.prefix_len),
+            decision,
+            scope,
+        }
+    }
+
+    /// Write the geo answer for `q` (A or AAAA at service `svc`). Returns
+    /// the ECS scope prefix to announce, in the family of the query's ECS.
     pub fn answer(
         &self,
-        _svc: u32,
-        _q: &Query<'_>,
-        _src: IpAddr,
-        _w: &mut Writer<'_>,
+        svc: ServiceId,
+        q: &Query<'_>,
+        src: IpAddr,
+        w: &mut Writer<'_>,
     ) -> Option<u8> {
-        None
+        let family = if q.qtype == rtype::AAAA {
+            Family::V6
+        } else {
+            Family::V4
+        };
+        let ecs = q.edns.and_then(|e| e.ecs);
+        let mut out = Answer::new();
+        let r = self.route(
+            svc,
+            ecs.map(|e| (e.addr, e.source_prefix)),
+            src,
+            family,
+            &[],
+            &mut out,
+        );
+        let info = self.router.service(svc);
+        let owner = &self.owners[svc.index()];
+        let ttl = info.ttl;
+        match family {
+            Family::V4 => {
+                let rdatas = out.pops().flat_map(|p| self.v4[p].iter().map(|a| &a[..]));
+                w.push_rrs(Section::Answer, owner, rtype::A, class::IN, ttl, rdatas);
+            }
+            Family::V6 => {
+                let rdatas = out.pops().flat_map(|p| self.v6[p].iter().map(|a| &a[..]));
+                w.push_rrs(Section::Answer, owner, rtype::AAAA, class::IN, ttl, rdatas);
+            }
+        }
+        let ecs = ecs?;
+        if ecs.source_prefix == 0 {
+            return Some(0);
+        }
+        // Converted from an IPv6 ECS that embeds IPv4: express the scope in
+        // the query's family.
+        let scope = if ecs.family == 2 && r.client.addr.is_ipv4() {
+            let (_, v4_bits) = convert_prefix(ecs.addr, ecs.source_prefix);
+            let embedded_at = ecs.source_prefix.saturating_sub(v4_bits);
+            embedded_at.saturating_add(r.scope).min(ecs.source_prefix)
+        } else {
+            r.scope.min(ecs.source_prefix)
+        };
+        Some(scope)
+    }
+}
+
+fn same_family(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}
+
+/// Number of leading bits two addresses of the same family share.
+fn common_prefix_len(a: IpAddr, b: IpAddr) -> u8 {
+    match (a, b) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => (u32::from(x) ^ u32::from(y)).leading_zeros() as u8,
+        (IpAddr::V6(x), IpAddr::V6(y)) => (u128::from(x) ^ u128::from(y)).leading_zeros() as u8,
+        _ => 0,
     }
 }
