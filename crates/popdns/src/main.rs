@@ -43,6 +43,23 @@ enum Command {
         #[arg(short, long, default_value = "popdns.toml")]
         config: PathBuf,
     },
+    /// Show how a client is routed: location, override, ranked PoPs with
+    /// distances, the answer and its ECS scope.
+    Route {
+        #[arg(short, long, default_value = "popdns.toml")]
+        config: PathBuf,
+        /// The query's source address (the resolver).
+        ip: std::net::IpAddr,
+        /// EDNS Client Subnet, e.g. 81.2.69.0/24.
+        #[arg(long)]
+        ecs: Option<String>,
+        /// Service name (default: the first service).
+        #[arg(long)]
+        name: Option<String>,
+        /// A or AAAA.
+        #[arg(long = "type", default_value = "A")]
+        qtype: String,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -65,6 +82,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config } => serve(&config),
+        Command::Route {
+            config,
+            ip,
+            ecs,
+            name,
+            qtype,
+        } => route(&config, ip, ecs.as_deref(), name.as_deref(), &qtype),
     };
     match result {
         Ok(code) => code,
@@ -114,6 +138,55 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn route(
+    path: &Path,
+    ip: std::net::IpAddr,
+    ecs: Option<&str>,
+    name: Option<&str>,
+    qtype: &str,
+) -> anyhow::Result<ExitCode> {
+    let (config, snap) = match load(path, 0) {
+        Ok(x) => x,
+        Err(errors) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let geo = snap
+        .geo
+        .as_ref()
+        .context("the configuration has no [[services]]")?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => config
+            .services
+            .first()
+            .map(|s| s.name.clone())
+            .context("the configuration has no [[services]]")?,
+    };
+    let svc = geo
+        .service_by_name(&name)
+        .with_context(|| format!("{name} is not a configured service"))?;
+    let family = match qtype.to_ascii_uppercase().as_str() {
+        "A" => popdns_server::Family::V4,
+        "AAAA" => popdns_server::Family::V6,
+        other => anyhow::bail!("--type must be A or AAAA, not {other}"),
+    };
+    let ecs = match ecs {
+        Some(e) => {
+            let (a, l) = popdns_config::parse_network(e)
+                .with_context(|| format!("--ecs {e:?} is not a network like 192.0.2.0/24"))?;
+            Some((a, l))
+        }
+        None => None,
+    };
+    println!("service:   {name} {}", qtype.to_ascii_uppercase());
+    print!("{}", geo.explain(svc, ecs, ip, family, &[]));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn popdns_server_name(wire: &[u8]) -> String {

@@ -311,3 +311,113 @@ fn common_prefix_len(a: IpAddr, b: IpAddr) -> u8 {
         _ => 0,
     }
 }
+
+impl GeoState {
+    /// Human-readable account of one decision (`popdns route`): location,
+    /// override, ranking with distances, answer, ECS scope.
+    pub fn explain(
+        &self,
+        svc: ServiceId,
+        ecs: Option<(IpAddr, u8)>,
+        src: IpAddr,
+        family: Family,
+        up: &[bool],
+    ) -> String {
+        use std::fmt::Write as _;
+        let mut out = Answer::new();
+        let r = self.route(svc, ecs, src, family, up, &mut out);
+        let ex = self.router.explain(svc, r.client, family, up);
+        let info = self.router.service(svc);
+        let mut s = String::new();
+        let _ = match (r.source, ecs) {
+            (Source::Ecs, Some((a, p))) => writeln!(
+                s,
+                "client:    ECS {a}/{p} -> looked up as {}/{}",
+                r.client.addr, r.client.prefix
+            ),
+            _ => writeln!(s, "client:    source address {}", r.client.addr),
+        };
+        let geo = match (&self.geoip, r.client.location) {
+            (None, _) => "no GeoIP database configured".to_string(),
+            (Some(_), None) => format!("unknown (matched network /{})", r.geo_prefix.unwrap_or(0)),
+            (Some(_), Some(l)) => {
+                let cc = l.country.map_or("--".to_string(), |c| {
+                    String::from_utf8_lossy(&c).into_owned()
+                });
+                let ct = l.continent.map_or("--".to_string(), |c| {
+                    String::from_utf8_lossy(&c).into_owned()
+                });
+                format!(
+                    "country {cc}, continent {ct}, lat {:.4} lon {:.4} (network /{})",
+                    l.lat,
+                    l.lon,
+                    r.geo_prefix.unwrap_or(0)
+                )
+            }
+        };
+        let _ = writeln!(s, "location:  {geo}");
+        let _ = match ex.decision.override_index {
+            Some(i) => writeln!(
+                s,
+                "override:  #{i}{}",
+                ex.decision
+                    .override_prefix
+                    .map_or(String::new(), |p| format!(" (network /{p})"))
+            ),
+            None => writeln!(s, "override:  none"),
+        };
+        let _ = writeln!(
+            s,
+            "decision:  {:?}{}",
+            ex.decision.kind,
+            if ex.decision.degraded {
+                " (degraded)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(s, "ranking:");
+        for (i, rp) in ex.ranking.iter().enumerate() {
+            let p = self.router.pop(rp.pop);
+            let dist = rp
+                .distance_km
+                .map_or("-".to_string(), |d| format!("{d:.0} km"));
+            let mut notes = Vec::new();
+            if rp.preferred {
+                notes.push("override".to_string());
+            }
+            if !rp.has_family {
+                notes.push("no address of this family".to_string());
+            }
+            if !rp.up {
+                notes.push("down".to_string());
+            }
+            if let Some(pos) = rp.answer_position {
+                notes.push(format!("answer #{}", pos + 1));
+            }
+            let _ = writeln!(
+                s,
+                "  {:>2}. {:<10} {:>10}  {}",
+                i + 1,
+                p.name,
+                dist,
+                notes.join(", ")
+            );
+        }
+        let owner = popdns_wire::name_to_text(&self.owners[svc.index()]);
+        let t = if family == Family::V6 { "AAAA" } else { "A" };
+        let _ = writeln!(s, "answer:");
+        for a in self.router.addresses(&out, family) {
+            let _ = writeln!(s, "  {owner} {} IN {t} {a}", info.ttl);
+        }
+        let _ = match ecs {
+            Some((_, p)) if p > 0 => writeln!(s, "ecs scope: /{}", r.scope),
+            _ => writeln!(
+                s,
+                "ecs scope: (no ECS in the query; /{} if it had one)",
+                r.scope
+            ),
+        };
+        s
+    }
+}

@@ -15,5 +15,6 @@ mod snapshot;
 pub use geo::GeoState;
 pub use handler::{Handled, Kind, MAX_UDP_PAYLOAD, Transport, handle};
 pub use net::{Listeners, Shared, TcpLimits, bind, serve_tcp, spawn_udp_workers};
+pub use popdns_route::Family;
 pub use popdns_wire::name_to_text;
 pub use snapshot::{Snapshot, build};

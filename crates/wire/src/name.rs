@@ -45,49 +45,53 @@ impl NameBuf {
     }
 }
 
+/// A name that could not be read from a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadName;
+
 /// Parse a possibly compressed name starting at `off` in `msg` into `out`.
 ///
 /// Returns the offset just past the name as it appears at `off` (past the
 /// first pointer if the name is compressed). Pointers must point strictly
 /// backwards, so loops are impossible; the work is bounded by the packet.
-pub fn parse_name(msg: &[u8], mut off: usize, out: &mut NameBuf) -> Result<usize, ()> {
+pub fn parse_name(msg: &[u8], mut off: usize, out: &mut NameBuf) -> Result<usize, BadName> {
     let mut len = 0usize;
     let mut end: Option<usize> = None;
     let mut limit = off; // pointers must go below this
     let mut hops = 0u32;
     loop {
-        let b = *msg.get(off).ok_or(())?;
+        let b = *msg.get(off).ok_or(BadName)?;
         match b & 0xC0 {
             0x00 => {
                 let l = b as usize;
                 if len + 1 + l > MAX_NAME_LEN {
-                    return Err(());
+                    return Err(BadName);
                 }
                 if l == 0 {
                     out.bytes[len] = 0;
                     out.len = len + 1;
                     return Ok(end.unwrap_or(off + 1));
                 }
-                let label = msg.get(off + 1..off + 1 + l).ok_or(())?;
+                let label = msg.get(off + 1..off + 1 + l).ok_or(BadName)?;
                 out.bytes[len] = b;
                 out.bytes[len + 1..len + 1 + l].copy_from_slice(label);
                 len += 1 + l;
                 off += 1 + l;
             }
             0xC0 => {
-                let lo = *msg.get(off + 1).ok_or(())?;
+                let lo = *msg.get(off + 1).ok_or(BadName)?;
                 let target = (((b & 0x3F) as usize) << 8) | lo as usize;
                 if end.is_none() {
                     end = Some(off + 2);
                 }
                 hops += 1;
                 if target >= limit || hops > 127 {
-                    return Err(());
+                    return Err(BadName);
                 }
                 limit = target;
                 off = target;
             }
-            _ => return Err(()),
+            _ => return Err(BadName),
         }
     }
 }

@@ -199,7 +199,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
 }
 
 fn skip_rr(packet: &[u8], off: usize, scratch: &mut NameBuf) -> Result<usize, ()> {
-    let e = parse_name(packet, off, scratch)?;
+    let e = parse_name(packet, off, scratch).map_err(|_| ())?;
     let hdr = packet.get(e..e + 10).ok_or(())?;
     let rdlen = u16::from_be_bytes([hdr[8], hdr[9]]) as usize;
     let end = e + 10 + rdlen;
@@ -261,7 +261,7 @@ fn parse_ecs(data: &[u8]) -> Result<Ecs, ()> {
         return Err(());
     }
     // Bits past the source prefix must be zero.
-    if source % 8 != 0
+    if !source.is_multiple_of(8)
         && let Some(&last) = addr.last()
     {
         let mask = 0xFFu8 >> (source % 8);

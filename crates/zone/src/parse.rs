@@ -517,7 +517,7 @@ fn parse_generic(toks: &[Tok]) -> Result<Vec<u8>, String> {
         .iter()
         .map(|t| t.text.as_str())
         .collect();
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err("odd number of hex digits in \\# RDATA".into());
     }
     let mut out = Vec::with_capacity(hex.len() / 2);
