@@ -1,0 +1,2 @@
+//! Placeholder: replaced by the allocation-counting benchmark.
+fn main() {}
