@@ -214,7 +214,7 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let listeners = popdns_server::bind(&config.server.listen, workers)
         .with_context(|| format!("binding {:?}", config.server.listen))?;
     let zones = snap.zones.zones().len();
-    let shared = Shared::new(snap);
+    let shared = Shared::new(snap, workers * config.server.listen.len());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

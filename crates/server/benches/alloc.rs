@@ -1,2 +1,293 @@
-//! Placeholder: replaced by the allocation-counting benchmark.
-fn main() {}
+//! Allocations and time per query on the query path.
+//!
+//! `cargo bench -p popdns-server --bench alloc`
+//!
+//! A counting global allocator wraps `System`. The bench builds a real
+//! `Snapshot` (config + zone + a test mmdb written with `popdns_mmdbgen` into
+//! a temp dir, then `popdns_config::load` + `popdns_server::build`) and calls
+//! `popdns_server::handle` in a loop for each workload, the way the UDP worker
+//! does (one reused `out` buffer). After a warm-up it reports allocations,
+//! allocated bytes and nanoseconds per query.
+//!
+//! Knob: `ALLOC_BENCH_ITERS` (default 300000 queries per workload).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use popdns_server::{Snapshot, Transport, handle};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to `System`, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const ZONE: &str = "$ORIGIN cdn.example.
+$TTL 300
+@ IN SOA ns1.cdn.example. hostmaster.cdn.example. 1 7200 1800 1209600 300
+@ IN NS ns1.cdn.example.
+ns1 IN A 203.0.113.53
+static IN A 203.0.113.200
+static IN AAAA 2001:db8:ff::200
+www 30 IN A 192.0.2.1
+www 30 IN AAAA 2001:db8:1::1
+";
+
+const POPS: &[(&str, f64, f64, &str, &str)] = &[
+    ("fra", 50.1109, 8.6821, "192.0.2.1", "2001:db8:1::1"),
+    ("iad", 39.0438, -77.4874, "198.51.100.1", "2001:db8:2::1"),
+    ("sjc", 37.3382, -121.8863, "203.0.113.1", "2001:db8:3::1"),
+    ("sin", 1.3521, 103.8198, "192.0.2.129", "2001:db8:4::1"),
+    ("gru", -23.4356, -46.4731, "198.51.100.129", "2001:db8:5::1"),
+];
+
+fn setup(dir: &Path) -> Snapshot {
+    std::fs::create_dir_all(dir.join("zones")).expect("mkdir");
+    std::fs::write(dir.join("zones/cdn.example.zone"), ZONE).expect("zone");
+    let entries = popdns_mmdbgen::parse_csv(popdns_mmdbgen::TEST_CITY_CSV).expect("csv");
+    let mmdb = dir.join("test-city.mmdb");
+    popdns_mmdbgen::write_mmdb(&entries, popdns_mmdbgen::Schema::GeoIP2City, &mmdb).expect("mmdb");
+    let mut cfg = String::from(
+        "version = 1\n[server]\nlisten = [\"127.0.0.1:0\"]\nidentity = \"alloc-bench\"\n\
+         local_pop = \"fra\"\nworkers = 1\n[zones]\ndirectory = \"zones\"\n\
+         [geoip]\ndatabase = \"test-city.mmdb\"\n",
+    );
+    for (name, lat, lon, a, aaaa) in POPS {
+        cfg.push_str(&format!(
+            "[[pops]]\nname = \"{name}\"\nlatitude = {lat}\nlongitude = {lon}\n\
+             ipv4 = [\"{a}\"]\nipv6 = [\"{aaaa}\"]\n"
+        ));
+    }
+    cfg.push_str("[[services]]\nname = \"www.cdn.example\"\nttl = 30\nanswers = 1\n");
+    let path = dir.join("popdns.toml");
+    std::fs::write(&path, cfg).expect("config");
+    let config = match popdns_config::load(&path) {
+        Ok(c) => c,
+        Err(es) => panic!("config: {es:?}"),
+    };
+    match popdns_server::build(&config, 1) {
+        Ok(s) => s,
+        Err(es) => panic!("build: {es:?}"),
+    }
+}
+
+/// A query message (no TCP length prefix): RD=0, one question, optional
+/// EDNS0 OPT (payload 1232) with an optional ECS option.
+fn query(id: u16, name: &str, qtype: u16, edns: bool, ecs: Option<(IpAddr, u8)>) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)]);
+    for label in name.trim_end_matches('.').split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    if edns {
+        let mut opt = Vec::new();
+        if let Some((addr, prefix)) = ecs {
+            let (family, bytes): (u16, Vec<u8>) = match addr {
+                IpAddr::V4(a) => (1, a.octets().to_vec()),
+                IpAddr::V6(a) => (2, a.octets().to_vec()),
+            };
+            let n = usize::from(prefix).div_ceil(8);
+            opt.extend_from_slice(&8u16.to_be_bytes());
+            opt.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+            opt.extend_from_slice(&family.to_be_bytes());
+            opt.push(prefix);
+            opt.push(0);
+            opt.extend_from_slice(&bytes[..n]);
+        }
+        m.push(0);
+        m.extend_from_slice(&41u16.to_be_bytes());
+        m.extend_from_slice(&1232u16.to_be_bytes());
+        m.extend_from_slice(&0u32.to_be_bytes());
+        m.extend_from_slice(&(opt.len() as u16).to_be_bytes());
+        m.extend_from_slice(&opt);
+    }
+    m
+}
+
+struct Workload {
+    name: &'static str,
+    transport: Transport,
+    packets: Vec<Vec<u8>>,
+    /// Expected rcode of every answer.
+    rcode: u16,
+}
+
+struct Row {
+    name: &'static str,
+    allocs: f64,
+    bytes: f64,
+    ns: f64,
+    len: usize,
+}
+
+fn run(snap: &Snapshot, w: &Workload, iters: usize) -> Row {
+    let src = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut out: Vec<u8> = Vec::with_capacity(65_535);
+    let n = w.packets.len();
+    // Warm-up, and a correctness check of every packet.
+    let mut len = 0;
+    for p in &w.packets {
+        let h = handle(snap, p, src, w.transport, &mut out)
+            .unwrap_or_else(|| panic!("{}: no answer", w.name));
+        assert_eq!(h.rcode, w.rcode, "{}: rcode", w.name);
+        len = h.len;
+    }
+    for i in 0..iters / 10 {
+        black_box(handle(snap, &w.packets[i % n], src, w.transport, &mut out));
+    }
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let b0 = BYTES.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    for i in 0..iters {
+        black_box(handle(
+            snap,
+            black_box(&w.packets[i % n]),
+            src,
+            w.transport,
+            &mut out,
+        ));
+    }
+    let el = t0.elapsed();
+    let a1 = ALLOCS.load(Ordering::Relaxed);
+    let b1 = BYTES.load(Ordering::Relaxed);
+    Row {
+        name: w.name,
+        allocs: (a1 - a0) as f64 / iters as f64,
+        bytes: (b1 - b0) as f64 / iters as f64,
+        ns: el.as_nanos() as f64 / iters as f64,
+        len,
+    }
+}
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("popdns-alloc-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let iters: usize = std::env::var("ALLOC_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300_000);
+    let dir = tempdir();
+    let snap = setup(&dir);
+
+    // Rotating ECS subnets: networks of geoip/test-city.csv (known locations) plus a few
+    // the database does not know (local_pop fallback), IPv4 /24 and IPv6 /48.
+    let ecs: Vec<(IpAddr, u8)> = [
+        ("192.0.2.0", 24),
+        ("198.51.100.0", 24),
+        ("203.0.113.0", 24),
+        ("203.0.113.128", 25),
+        ("198.18.7.0", 24),
+        ("198.19.0.0", 24),
+        ("198.19.1.0", 24),
+        ("8.8.8.0", 24),
+        ("81.2.69.0", 24),
+        ("2001:db8:1::", 48),
+        ("2001:db8:2::", 48),
+        ("2001:db8:3::", 48),
+        ("2001:db8:4::", 48),
+        ("2a00:1450:4001::", 48),
+    ]
+    .iter()
+    .map(|(a, p)| (a.parse().expect("addr"), *p))
+    .collect();
+
+    const A: u16 = 1;
+    let workloads = vec![
+        Workload {
+            name: "(a) static A, UDP, EDNS",
+            transport: Transport::Udp,
+            packets: vec![query(1, "static.cdn.example", A, true, None)],
+            rcode: 0,
+        },
+        Workload {
+            name: "(b) www A + ECS (14 subnets), UDP",
+            transport: Transport::Udp,
+            packets: ecs
+                .iter()
+                .map(|e| query(2, "www.cdn.example", A, true, Some(*e)))
+                .collect(),
+            rcode: 0,
+        },
+        Workload {
+            name: "(c) www A, no ECS, UDP",
+            transport: Transport::Udp,
+            packets: vec![query(3, "www.cdn.example", A, true, None)],
+            rcode: 0,
+        },
+        Workload {
+            name: "(d) NXDOMAIN (64 names), UDP",
+            transport: Transport::Udp,
+            packets: (0..64)
+                .map(|i| query(4, &format!("nx{i:04}.cdn.example"), A, true, None))
+                .collect(),
+            rcode: 3,
+        },
+        Workload {
+            name: "(e) static A, TCP, EDNS",
+            transport: Transport::Tcp,
+            packets: vec![query(5, "static.cdn.example", A, true, None)],
+            rcode: 0,
+        },
+        Workload {
+            name: "(f) static A, UDP, no EDNS",
+            transport: Transport::Udp,
+            packets: vec![query(6, "static.cdn.example", A, false, None)],
+            rcode: 0,
+        },
+    ];
+
+    println!("popdns-server alloc bench: {iters} queries per workload after warm-up");
+    println!();
+    println!("| workload | allocs/query | bytes/query | ns/query | response bytes |");
+    println!("|---|---:|---:|---:|---:|");
+    for w in &workloads {
+        let r = run(&snap, w, iters);
+        println!(
+            "| {} | {:.3} | {:.1} | {:.0} | {} |",
+            r.name, r.allocs, r.bytes, r.ns, r.len
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,12 +2,13 @@
 //! writer for A/AAAA at a service name.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use popdns_config::Config;
 use popdns_geo::GeoDb;
 use popdns_route::{
-    Answer, Client, Decision, Family, Location, OverrideSpec, PopSpec, Router, RouterSpec,
-    ServiceId, ServiceSpec, convert_prefix, ecs_client, source_client,
+    Answer, Client, Decision, DecisionKind, Family, Location, OverrideSpec, PopSpec, Router,
+    RouterSpec, ServiceId, ServiceSpec, convert_prefix, ecs_client, source_client,
 };
 use popdns_wire::{Query, Section, Writer, class, rtype};
 use popdns_zone::ZoneSet;
@@ -26,7 +27,24 @@ pub struct GeoState {
     /// Every override network (normalised): a geo answer's ECS scope must
     /// not cover one of them.
     override_nets: Vec<(IpAddr, u8)>,
+    /// Geo answers per (service, PoP), one array per slot.
+    counters: Vec<Box<[AtomicU64]>>,
 }
+
+/// Summary of a geo answer (metrics, query log).
+#[derive(Clone, Copy, Debug)]
+pub struct GeoInfo {
+    pub service: ServiceId,
+    pub decision: DecisionKind,
+    pub via_ecs: bool,
+    pub degraded: bool,
+    /// The first PoPs of the answer.
+    pub pops: [u16; 4],
+    pub npops: u8,
+}
+
+/// Slots of geo answer counters (workers share a slot modulo this).
+pub const COUNTER_SLOTS: usize = 8;
 
 /// Where the client location came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +181,13 @@ impl GeoState {
             owners,
             v4,
             v6,
+            counters: (0..COUNTER_SLOTS)
+                .map(|_| {
+                    (0..config.services.len() * config.pops.len())
+                        .map(|_| AtomicU64::new(0))
+                        .collect()
+                })
+                .collect(),
             override_nets: config
                 .overrides
                 .iter()
@@ -245,15 +270,59 @@ impl GeoState {
         }
     }
 
+    /// Count a geo answer in counter slot `slot`.
+    #[inline]
+    pub fn count(&self, slot: usize, g: &GeoInfo) {
+        let npops = self.router.pops().len();
+        let c = &self.counters[slot % COUNTER_SLOTS];
+        for &p in &g.pops[..g.npops as usize] {
+            if let Some(x) = c.get(g.service.index() * npops + p as usize) {
+                x.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Geo answers so far per (service name, PoP name).
+    pub fn answer_counts(&self) -> Vec<(String, String, u64)> {
+        let npops = self.router.pops().len();
+        let mut out = Vec::new();
+        for (id, info) in self.router.services() {
+            for (p, pop) in self.router.pops().iter().enumerate() {
+                let i = id.index() * npops + p;
+                let n: u64 = self
+                    .counters
+                    .iter()
+                    .filter_map(|c| c.get(i))
+                    .map(|x| x.load(Ordering::Relaxed))
+                    .sum();
+                out.push((info.name.clone(), pop.name.clone(), n));
+            }
+        }
+        out
+    }
+
+    /// Add counts carried over from the previous snapshot (reload).
+    pub fn carry_counts(&self, old: &[(String, String, u64)]) {
+        let npops = self.router.pops().len();
+        for (svc, pop, n) in old {
+            if let (Some(s), Some(p)) = (self.router.service_id(svc), self.router.pop_id(pop))
+                && let Some(x) = self.counters[0].get(s.index() * npops + p)
+            {
+                x.fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Write the geo answer for `q` (A or AAAA at service `svc`). Returns
-    /// the ECS scope prefix to announce, in the family of the query's ECS.
+    /// what was decided and the ECS scope prefix to announce, in the family
+    /// of the query's ECS.
     pub fn answer(
         &self,
         svc: ServiceId,
         q: &Query<'_>,
         src: IpAddr,
         w: &mut Writer<'_>,
-    ) -> Option<u8> {
+    ) -> (GeoInfo, Option<u8>) {
         let family = if q.qtype == rtype::AAAA {
             Family::V6
         } else {
@@ -282,9 +351,23 @@ impl GeoState {
                 w.push_rrs(Section::Answer, owner, rtype::AAAA, class::IN, ttl, rdatas);
             }
         }
-        let ecs = ecs?;
+        let mut info = GeoInfo {
+            service: svc,
+            decision: r.decision.kind,
+            via_ecs: r.source == Source::Ecs,
+            degraded: r.decision.degraded,
+            pops: [0; 4],
+            npops: 0,
+        };
+        for p in out.pops().take(4) {
+            info.pops[info.npops as usize] = p as u16;
+            info.npops += 1;
+        }
+        let Some(ecs) = ecs else {
+            return (info, None);
+        };
         if ecs.source_prefix == 0 {
-            return Some(0);
+            return (info, Some(0));
         }
         // Converted from an IPv6 ECS that embeds IPv4: express the scope in
         // the query's family.
@@ -295,7 +378,7 @@ impl GeoState {
         } else {
             r.scope.min(ecs.source_prefix)
         };
-        Some(scope)
+        (info, Some(scope))
     }
 }
 

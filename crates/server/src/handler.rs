@@ -10,6 +10,7 @@ use popdns_wire::{
     Edns, OptOut, ParseError, Query, Section, Writer, class, opcode, parse_query, rcode, rtype,
 };
 
+use crate::geo::GeoInfo;
 use crate::snapshot::Snapshot;
 
 /// RFC 8914 info code 20.
@@ -36,12 +37,20 @@ pub enum Kind {
     Other,
 }
 
-/// Summary of one handled query.
+/// Summary of one handled query, for metrics and the query log.
 #[derive(Clone, Copy, Debug)]
 pub struct Handled {
     pub len: usize,
     pub rcode: u16,
     pub kind: Kind,
+    /// Query type (0 when the question could not be read).
+    pub qtype: u16,
+    /// The query carried a valid ECS option.
+    pub ecs: bool,
+    /// FORMERR because of a malformed EDNS option (e.g. ECS).
+    pub bad_option: bool,
+    /// Set for geo answers.
+    pub geo: Option<GeoInfo>,
 }
 
 fn udp_limit(edns: Option<&Edns>) -> usize {
@@ -103,10 +112,18 @@ pub fn handle(
                 rcode::FORMERR
             };
             let len = w.finish(rc, false, opt);
+            let qtype = fe
+                .question_end
+                .and_then(|e| packet.get(e - 4..e - 2))
+                .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
             return Some(Handled {
                 len,
                 rcode: rc,
                 kind: Kind::FormErr,
+                qtype,
+                ecs: false,
+                bad_option: fe.bad_option,
+                geo: None,
             });
         }
     };
@@ -138,12 +155,17 @@ fn answer(
         max,
         reserve,
     );
+    let has_ecs = q.edns.is_some_and(|e| e.ecs.is_some());
     let done = |w: Writer<'_>, rc: u16, aa: bool, kind: Kind, opt: Option<OptOut<'_>>| {
         let len = w.finish(rc, aa, opt);
         Handled {
             len,
             rcode: rc,
             kind,
+            qtype: q.qtype,
+            ecs: has_ecs,
+            bad_option: false,
+            geo: None,
         }
     };
     // RFC 6891 §6.1.3: only version 0.
@@ -181,13 +203,15 @@ fn answer(
         && let Some(geo) = snap.geo.as_ref()
         && let Some(svc) = geo.service(qlc)
     {
-        let scope = geo.answer(svc, q, src, &mut w);
+        let (info, scope) = geo.answer(svc, q, src, &mut w);
         if let (Some(o), Some(s)) = (opt.as_mut(), scope)
             && let Some((ecs, _)) = o.ecs
         {
             o.ecs = Some((ecs, s));
         }
-        return done(w, rcode::NOERROR, true, Kind::Geo, opt);
+        let mut h = done(w, rcode::NOERROR, true, Kind::Geo, opt);
+        h.geo = Some(info);
+        return h;
     }
     let (rc, aa, _) = snap
         .zones

@@ -11,10 +11,12 @@ mod geo;
 mod handler;
 mod net;
 mod snapshot;
+mod stats;
 
-pub use geo::GeoState;
+pub use geo::{GeoInfo, GeoState, Source};
 pub use handler::{Handled, Kind, MAX_UDP_PAYLOAD, Transport, handle};
 pub use net::{Listeners, Shared, TcpLimits, bind, serve_tcp, spawn_udp_workers};
 pub use popdns_route::Family;
 pub use popdns_wire::name_to_text;
 pub use snapshot::{Snapshot, build};
+pub use stats::{DECISIONS, QTYPES, RCODES, Stats, Totals, WorkerStats};

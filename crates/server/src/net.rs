@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -13,22 +13,29 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::geo::COUNTER_SLOTS;
 use crate::handler::{Transport, handle};
 use crate::snapshot::Snapshot;
+use crate::stats::Stats;
 
 /// State shared by every listener.
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     pub stopping: AtomicBool,
     pub tcp_open: AtomicUsize,
+    pub tcp_refused: AtomicU64,
+    pub stats: Stats,
 }
 
 impl Shared {
-    pub fn new(snapshot: Snapshot) -> Arc<Shared> {
+    /// Shared state for `udp_workers` UDP worker threads.
+    pub fn new(snapshot: Snapshot, udp_workers: usize) -> Arc<Shared> {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             stopping: AtomicBool::new(false),
             tcp_open: AtomicUsize::new(0),
+            tcp_refused: AtomicU64::new(0),
+            stats: Stats::new(udp_workers),
         })
     }
 }
@@ -118,13 +125,14 @@ pub fn spawn_udp_workers(shared: &Arc<Shared>, sockets: Vec<UdpSocket>) -> Vec<J
             let shared = Arc::clone(shared);
             std::thread::Builder::new()
                 .name(format!("udp-{i}"))
-                .spawn(move || udp_loop(&shared, &sock))
+                .spawn(move || udp_loop(&shared, &sock, i))
                 .expect("spawning a UDP worker thread")
         })
         .collect()
 }
 
-fn udp_loop(shared: &Shared, sock: &UdpSocket) {
+fn udp_loop(shared: &Shared, sock: &UdpSocket, worker: usize) {
+    let stats = shared.stats.udp(worker);
     let mut buf = vec![0u8; 65_535];
     let mut out: Vec<u8> = Vec::with_capacity(65_535);
     while !shared.stopping.load(Ordering::Relaxed) {
@@ -147,8 +155,15 @@ fn udp_loop(shared: &Shared, sock: &UdpSocket) {
         };
         let handled = {
             let snap = shared.snapshot.load();
-            handle(&snap, &buf[..n], src.ip(), Transport::Udp, &mut out)
+            let h = handle(&snap, &buf[..n], src.ip(), Transport::Udp, &mut out);
+            if let Some(g) = h.as_ref().and_then(|h| h.geo.as_ref())
+                && let Some(geo) = snap.geo.as_ref()
+            {
+                geo.count(worker, g);
+            }
+            h
         };
+        stats.record(handled.as_ref());
         if let Some(h) = handled
             && let Err(e) = sock.send_to(&out[..h.len], src)
         {
@@ -188,6 +203,7 @@ pub async fn serve_tcp(shared: Arc<Shared>, listener: StdTcpListener, limits: Tc
         let open = shared.tcp_open.fetch_add(1, Ordering::Relaxed);
         if open >= limits.max_connections {
             shared.tcp_open.fetch_sub(1, Ordering::Relaxed);
+            shared.tcp_refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%peer, "tcp connection refused: too many open");
             drop(stream);
             continue;
@@ -204,6 +220,7 @@ pub async fn serve_tcp(shared: Arc<Shared>, listener: StdTcpListener, limits: Tc
 /// RFC 7766: several queries per connection, answered in order; the
 /// connection closes after `idle_timeout` without a complete query.
 async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits: TcpLimits) {
+    let stats = shared.stats.tcp();
     let (r, w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut w = BufWriter::new(w);
@@ -222,8 +239,15 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
         }
         let handled = {
             let snap = shared.snapshot.load();
-            handle(&snap, &buf[..n], peer.ip(), Transport::Tcp, &mut out)
+            let h = handle(&snap, &buf[..n], peer.ip(), Transport::Tcp, &mut out);
+            if let Some(g) = h.as_ref().and_then(|h| h.geo.as_ref())
+                && let Some(geo) = snap.geo.as_ref()
+            {
+                geo.count(COUNTER_SLOTS - 1, g);
+            }
+            h
         };
+        stats.record(handled.as_ref());
         let Some(h) = handled else {
             // Not a DNS query: the stream is out of sync, close it.
             break;

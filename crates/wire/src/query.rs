@@ -66,6 +66,9 @@ pub struct FormErr {
     pub edns: Option<Edns>,
     /// NOTIMP instead of FORMERR (unknown opcode).
     pub notimp: bool,
+    /// The OPT record was readable but an option in it was malformed
+    /// (ECS per RFC 7871 §6, repeated or too many options).
+    pub bad_option: bool,
 }
 
 /// Most EDNS options we read per query; more is treated as abuse.
@@ -97,6 +100,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
         question_end: None,
         edns: None,
         notimp: false,
+        bad_option: false,
     };
     if op != opcode::QUERY {
         // RFC 1035: unknown opcodes are "not implemented". NOTIFY is answered
@@ -175,6 +179,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
         // TSIG and other records are ignored.
     }
     if opt_error {
+        fe.bad_option = true;
         fe.edns = edns.map(|mut e| {
             e.ecs = None;
             e
