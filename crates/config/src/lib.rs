@@ -45,6 +45,53 @@ struct RawConfig {
     services: Vec<Spanned<RawService>>,
     #[serde(default)]
     overrides: Vec<Spanned<RawOverride>>,
+    health: Option<Spanned<RawHealth>>,
+    admin: Option<Spanned<RawAdmin>>,
+    logging: Option<Spanned<RawLogging>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    interval: Option<String>,
+    timeout: Option<String>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    #[serde(rename = "type")]
+    kind: String,
+    url: Option<String>,
+    address: Option<String>,
+    expect: Option<Vec<u16>>,
+    host: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    interval: Option<String>,
+    timeout: Option<String>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<Spanned<String>>,
+    token_file: Option<String>,
+    state_file: Option<String>,
+    #[serde(default = "yes")]
+    healthz_requires_local_pop: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    #[serde(default)]
+    query_log: bool,
+    query_log_sample: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +105,7 @@ struct RawServer {
     version_queries: bool,
     tcp_idle_timeout: Option<Spanned<String>>,
     tcp_max_connections: Option<usize>,
+    shutdown_drain: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -94,6 +142,7 @@ struct RawPop {
     ipv4: Vec<String>,
     #[serde(default)]
     ipv6: Vec<String>,
+    check: Option<RawCheck>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +184,54 @@ pub struct Config {
     pub pops: Vec<Pop>,
     pub services: Vec<Service>,
     pub overrides: Vec<Override>,
+    pub admin: Admin,
+    pub logging: Logging,
+}
+
+/// `[admin]`: the HTTP admin listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    /// `None`: no admin listener.
+    pub listen: Option<SocketAddr>,
+    /// Bearer token required by mutating endpoints, read from this file.
+    pub token_file: Option<PathBuf>,
+    /// Where admin PoP states (drain) are persisted.
+    pub state_file: Option<PathBuf>,
+    /// `/healthz` also requires the local PoP to be up.
+    pub healthz_requires_local_pop: bool,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logging {
+    pub query_log: bool,
+    /// Fraction of queries logged when `query_log` is on (0..=1).
+    pub query_log_sample: f64,
+}
+
+/// A PoP's health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    None,
+    Tcp {
+        address: String,
+    },
+    Http {
+        url: String,
+        expect: Vec<u16>,
+        host: Option<String>,
+        insecure: bool,
+    },
+}
+
+/// Check with its timings (the `[health]` defaults applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub kind: CheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +244,8 @@ pub struct Server {
     pub version_queries: bool,
     pub tcp_idle_timeout: Duration,
     pub tcp_max_connections: usize,
+    /// After SIGTERM, keep answering this long (with /healthz at 503).
+    pub shutdown_drain: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,6 +261,7 @@ pub struct Pop {
     pub longitude: f64,
     pub ipv4: Vec<Ipv4Addr>,
     pub ipv6: Vec<Ipv6Addr>,
+    pub check: Check,
     pub line: usize,
 }
 
@@ -338,6 +438,48 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             country_coords: g.country_coords.as_deref().map(resolve),
         }
     });
+    // [health] defaults
+    let (hd, hpos) = match &raw.health {
+        Some(h) => (h.get_ref(), h.span().start),
+        None => (&RawHealth::default(), 0),
+    };
+    let dur =
+        |cx: &mut Ctx<'_>, pos: usize, key: &str, v: &Option<String>, d: Duration| -> Duration {
+            match v {
+                None => d,
+                Some(t) => match parse_duration(t).filter(|d| !d.is_zero()) {
+                    Some(x) => x,
+                    None => {
+                        cx.err(
+                            pos,
+                            format!(
+                                "{key}: bad duration {t:?} (use e.g. \"500ms\", \"2s\", \"1m\")"
+                            ),
+                        );
+                        d
+                    }
+                },
+            }
+        };
+    let d_interval = dur(
+        &mut cx,
+        hpos,
+        "health.interval",
+        &hd.interval,
+        Duration::from_secs(2),
+    );
+    let d_timeout = dur(
+        &mut cx,
+        hpos,
+        "health.timeout",
+        &hd.timeout,
+        Duration::from_secs(1),
+    );
+    let d_rise = hd.rise.unwrap_or(2);
+    let d_fall = hd.fall.unwrap_or(3);
+    if d_rise == 0 || d_fall == 0 {
+        cx.err(hpos, "health: rise and fall must be at least 1");
+    }
     // [[pops]]
     let mut pops: Vec<Pop> = Vec::new();
     for (i, p) in raw.pops.iter().enumerate() {
@@ -383,12 +525,90 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
                 format!("{key}: needs at least one address in ipv4 or ipv6"),
             );
         }
+        let check = match &r.check {
+            None => Check {
+                kind: CheckKind::None,
+                interval: d_interval,
+                timeout: d_timeout,
+                rise: d_rise,
+                fall: d_fall,
+            },
+            Some(c) => {
+                let kind = match c.kind.as_str() {
+                    "none" => CheckKind::None,
+                    "tcp" => match &c.address {
+                        Some(a) => CheckKind::Tcp { address: a.clone() },
+                        None => {
+                            cx.err(
+                                pos,
+                                format!("{key}.check: type \"tcp\" needs address = \"host:port\""),
+                            );
+                            CheckKind::None
+                        }
+                    },
+                    "http" => match &c.url {
+                        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                            CheckKind::Http {
+                                url: u.clone(),
+                                expect: c.expect.clone().unwrap_or_else(|| vec![200]),
+                                host: c.host.clone(),
+                                insecure: c.insecure,
+                            }
+                        }
+                        _ => {
+                            cx.err(
+                                pos,
+                                format!("{key}.check: type \"http\" needs url = \"http(s)://...\""),
+                            );
+                            CheckKind::None
+                        }
+                    },
+                    other => {
+                        cx.err(
+                            pos,
+                            format!("{key}.check.type: {other:?} is not one of http, tcp, none"),
+                        );
+                        CheckKind::None
+                    }
+                };
+                let interval = dur(
+                    &mut cx,
+                    pos,
+                    &format!("{key}.check.interval"),
+                    &c.interval,
+                    d_interval,
+                );
+                let timeout = dur(
+                    &mut cx,
+                    pos,
+                    &format!("{key}.check.timeout"),
+                    &c.timeout,
+                    d_timeout,
+                );
+                let rise = c.rise.unwrap_or(d_rise);
+                let fall = c.fall.unwrap_or(d_fall);
+                if rise == 0 || fall == 0 {
+                    cx.err(
+                        pos,
+                        format!("{key}.check: rise and fall must be at least 1"),
+                    );
+                }
+                Check {
+                    kind,
+                    interval,
+                    timeout,
+                    rise,
+                    fall,
+                }
+            }
+        };
         pops.push(Pop {
             name: r.name.clone(),
             latitude: r.latitude,
             longitude: r.longitude,
             ipv4,
             ipv6,
+            check,
             line,
         });
     }
@@ -500,10 +720,80 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             line,
         });
     }
+    // [admin]
+    let admin = match &raw.admin {
+        None => Admin {
+            listen: None,
+            token_file: None,
+            state_file: None,
+            healthz_requires_local_pop: true,
+        },
+        Some(a) => {
+            let pos = a.span().start;
+            let a = a.get_ref();
+            let listen = match &a.listen {
+                None => Some(SocketAddr::from(([127, 0, 0, 1], 9153))),
+                Some(l) => match l.get_ref().parse::<SocketAddr>() {
+                    Ok(x) => Some(x),
+                    Err(_) => {
+                        cx.err(
+                            l.span().start,
+                            format!("admin.listen: {:?} is not an address:port", l.get_ref()),
+                        );
+                        None
+                    }
+                },
+            };
+            let token_file = a.token_file.as_deref().map(resolve);
+            if let Some(l) = listen
+                && !l.ip().is_loopback()
+                && token_file.is_none()
+            {
+                cx.err(pos, format!("admin.listen: {l} is not a loopback address; set admin.token_file to protect it"));
+            }
+            Admin {
+                listen,
+                token_file,
+                state_file: a.state_file.as_deref().map(resolve),
+                healthz_requires_local_pop: a.healthz_requires_local_pop,
+            }
+        }
+    };
+    // [logging]
+    let logging = match &raw.logging {
+        None => Logging {
+            query_log: false,
+            query_log_sample: 1.0,
+        },
+        Some(l) => {
+            let pos = l.span().start;
+            let l = l.get_ref();
+            let sample = l.query_log_sample.unwrap_or(1.0);
+            if !(0.0..=1.0).contains(&sample) {
+                cx.err(pos, "logging.query_log_sample: must be between 0 and 1");
+            }
+            Logging {
+                query_log: l.query_log,
+                query_log_sample: sample,
+            }
+        }
+    };
+    let shutdown_drain = match &srv.shutdown_drain {
+        None => Duration::ZERO,
+        Some(s) => parse_duration(s.get_ref()).unwrap_or_else(|| {
+            cx.err(
+                s.span().start,
+                format!("server.shutdown_drain: bad duration {:?}", s.get_ref()),
+            );
+            Duration::ZERO
+        }),
+    };
     if !cx.errors.is_empty() {
         return Err(cx.errors);
     }
     Ok(Config {
+        admin,
+        logging,
         file: path.to_path_buf(),
         server: Server {
             listen,
@@ -513,6 +803,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             version_queries: srv.version_queries,
             tcp_idle_timeout,
             tcp_max_connections: srv.tcp_max_connections.unwrap_or(1024),
+            shutdown_drain,
         },
         zones_dir: resolve(&raw.zones.get_ref().directory),
         geoip,

@@ -2,12 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use popdns_server::{Shared, TcpLimits};
 
 #[derive(Parser)]
 #[command(
@@ -99,15 +96,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Load config and snapshot, returning every problem as text.
 fn load(
     path: &Path,
     generation: u64,
 ) -> Result<(popdns_config::Config, popdns_server::Snapshot), Vec<String>> {
-    let config = popdns_config::load(path)
-        .map_err(|es| es.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    let snap = popdns_server::build(&config, generation)?;
-    Ok((config, snap))
+    popdns_daemon::load(path, generation)
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
@@ -194,95 +187,17 @@ fn popdns_server_name(wire: &[u8]) -> String {
 }
 
 fn serve(path: &Path) -> anyhow::Result<ExitCode> {
-    let (config, snap) = match load(path, 1) {
-        Ok(x) => x,
-        Err(errors) => {
+    match popdns_daemon::run(path) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(popdns_daemon::DaemonError::Config(errors)) => {
             for e in &errors {
                 tracing::error!("{e}");
-                eprintln!("{e}");
             }
             anyhow::bail!(
                 "not starting: {} problem(s) in the configuration or zones",
                 errors.len()
-            );
+            )
         }
-    };
-    let workers = match config.server.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let listeners = popdns_server::bind(&config.server.listen, workers)
-        .with_context(|| format!("binding {:?}", config.server.listen))?;
-    let zones = snap.zones.zones().len();
-    let shared = Shared::new(snap, workers * config.server.listen.len());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("popdns-rt")
-        .build()
-        .context("starting the async runtime")?;
-    let limits = TcpLimits {
-        idle_timeout: config.server.tcp_idle_timeout,
-        max_connections: config.server.tcp_max_connections,
-    };
-    let addrs = listeners.addrs.clone();
-    let udp_threads = popdns_server::spawn_udp_workers(&shared, listeners.udp);
-    rt.block_on(async {
-        for l in listeners.tcp {
-            tokio::spawn(popdns_server::serve_tcp(Arc::clone(&shared), l, limits));
-        }
-        let dns: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-        tracing::info!(
-            dns = %dns.join(","),
-            workers,
-            zones,
-            identity = %config.server.identity,
-            "popdns ready"
-        );
-        signals(&shared, path).await
-    })?;
-    shared.stopping.store(true, Ordering::Relaxed);
-    for t in udp_threads {
-        let _ = t.join();
-    }
-    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    tracing::info!("popdns stopped");
-    Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(unix)]
-async fn signals(shared: &Arc<Shared>, path: &Path) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
-            _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
-            _ = hup.recv() => reload(shared, path).await,
-        }
-    }
-}
-
-/// Build a new snapshot off the query path and swap it in whole; on any
-/// problem keep serving the old one.
-async fn reload(shared: &Arc<Shared>, path: &Path) {
-    let generation = shared.snapshot.load().generation + 1;
-    let p = path.to_path_buf();
-    let result = tokio::task::spawn_blocking(move || load(&p, generation)).await;
-    match result {
-        Ok(Ok((_, snap))) => {
-            let zones = snap.zones.zones().len();
-            shared.snapshot.store(Arc::new(snap));
-            tracing::info!(generation, zones, "reloaded");
-        }
-        Ok(Err(errors)) => {
-            for e in &errors {
-                tracing::error!("reload failed: {e}");
-            }
-            tracing::error!("reload failed; still serving the previous configuration");
-        }
-        Err(e) => tracing::error!(error = %e, "reload task failed"),
+        Err(e) => Err(e.into()),
     }
 }

@@ -278,7 +278,15 @@ fn main() {
         },
     ];
 
+    // The counter itself works: one boxed value is one allocation.
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let b = black_box(Box::new(black_box(7u64)));
+    let one = ALLOCS.load(Ordering::Relaxed) - a0;
+    drop(b);
+    assert_eq!(one, 1, "counting allocator self-check");
+
     println!("popdns-server alloc bench: {iters} queries per workload after warm-up");
+    println!("(counting allocator self-check: Box::new counted {one} allocation)");
     println!();
     println!("| workload | allocs/query | bytes/query | ns/query | response bytes |");
     println!("|---|---:|---:|---:|---:|");

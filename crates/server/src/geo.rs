@@ -2,7 +2,7 @@
 //! writer for A/AAAA at a service name.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use popdns_config::Config;
 use popdns_geo::GeoDb;
@@ -29,6 +29,8 @@ pub struct GeoState {
     override_nets: Vec<(IpAddr, u8)>,
     /// Geo answers per (service, PoP), one array per slot.
     counters: Vec<Box<[AtomicU64]>>,
+    /// Per service: currently failing open (for one log line per change).
+    failing_open: Box<[AtomicBool]>,
 }
 
 /// Summary of a geo answer (metrics, query log).
@@ -181,6 +183,9 @@ impl GeoState {
             owners,
             v4,
             v6,
+            failing_open: (0..config.services.len())
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             counters: (0..COUNTER_SLOTS)
                 .map(|_| {
                     (0..config.services.len() * config.pops.len())
@@ -270,6 +275,35 @@ impl GeoState {
         }
     }
 
+    /// Log once per transition into and out of fail-open for a service.
+    #[inline]
+    fn note_fail_open(&self, svc: ServiceId, now: bool) {
+        let Some(flag) = self.failing_open.get(svc.index()) else {
+            return;
+        };
+        if flag.load(Ordering::Relaxed) != now && flag.swap(now, Ordering::Relaxed) != now {
+            let name = &self.router.service(svc).name;
+            if now {
+                tracing::warn!(service = %name, "every PoP of the service is down: failing open (answering as if all were up)");
+            } else {
+                tracing::info!(service = %name, "service has a healthy PoP again: no longer failing open");
+            }
+        }
+    }
+
+    /// Services currently failing open.
+    pub fn failing_open(&self) -> Vec<String> {
+        self.router
+            .services()
+            .filter(|(id, _)| {
+                self.failing_open
+                    .get(id.index())
+                    .is_some_and(|f| f.load(Ordering::Relaxed))
+            })
+            .map(|(_, i)| i.name.clone())
+            .collect()
+    }
+
     /// Count a geo answer in counter slot `slot`.
     #[inline]
     pub fn count(&self, slot: usize, g: &GeoInfo) {
@@ -321,6 +355,8 @@ impl GeoState {
         svc: ServiceId,
         q: &Query<'_>,
         src: IpAddr,
+        up: &[bool],
+        degraded_ttl: u32,
         w: &mut Writer<'_>,
     ) -> (GeoInfo, Option<u8>) {
         let family = if q.qtype == rtype::AAAA {
@@ -335,12 +371,19 @@ impl GeoState {
             ecs.map(|e| (e.addr, e.source_prefix)),
             src,
             family,
-            &[],
+            up,
             &mut out,
         );
         let info = self.router.service(svc);
         let owner = &self.owners[svc.index()];
-        let ttl = info.ttl;
+        // An answer that avoids a down PoP is cached no longer than the
+        // health situation can last.
+        let ttl = if r.decision.degraded {
+            info.ttl.min(degraded_ttl)
+        } else {
+            info.ttl
+        };
+        self.note_fail_open(svc, r.decision.kind == DecisionKind::FailOpen);
         match family {
             Family::V4 => {
                 let rdatas = out.pops().flat_map(|p| self.v4[p].iter().map(|a| &a[..]));

@@ -70,9 +70,23 @@ fn opt_for<'a>(snap: &'a Snapshot, edns: Option<&Edns>) -> Option<OptOut<'a>> {
     })
 }
 
-/// Answer one DNS message. Returns `None` when the packet gets no answer.
+/// Answer one DNS message with every PoP considered up. Returns `None`
+/// when the packet gets no answer.
 pub fn handle(
     snap: &Snapshot,
+    packet: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Option<Handled> {
+    handle_with_health(snap, &[], packet, src, transport, out)
+}
+
+/// Answer one DNS message; `up[pop]` is the health of each PoP (missing
+/// entries count as up).
+pub fn handle_with_health(
+    snap: &Snapshot,
+    up: &[bool],
     packet: &[u8],
     src: IpAddr,
     transport: Transport,
@@ -127,11 +141,12 @@ pub fn handle(
             });
         }
     };
-    Some(answer(snap, &q, src, transport, out))
+    Some(answer(snap, up, &q, src, transport, out))
 }
 
 fn answer(
     snap: &Snapshot,
+    up: &[bool],
     q: &Query<'_>,
     src: IpAddr,
     transport: Transport,
@@ -203,7 +218,7 @@ fn answer(
         && let Some(geo) = snap.geo.as_ref()
         && let Some(svc) = geo.service(qlc)
     {
-        let (info, scope) = geo.answer(svc, q, src, &mut w);
+        let (info, scope) = geo.answer(svc, q, src, up, snap.degraded_ttl, &mut w);
         if let (Some(o), Some(s)) = (opt.as_mut(), scope)
             && let Some((ecs, _)) = o.ecs
         {

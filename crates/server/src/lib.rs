@@ -14,7 +14,7 @@ mod snapshot;
 mod stats;
 
 pub use geo::{GeoInfo, GeoState, Source};
-pub use handler::{Handled, Kind, MAX_UDP_PAYLOAD, Transport, handle};
+pub use handler::{Handled, Kind, MAX_UDP_PAYLOAD, Transport, handle, handle_with_health};
 pub use net::{Listeners, Shared, TcpLimits, bind, serve_tcp, spawn_udp_workers};
 pub use popdns_route::Family;
 pub use popdns_wire::name_to_text;

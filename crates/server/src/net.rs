@@ -14,28 +14,42 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::geo::COUNTER_SLOTS;
-use crate::handler::{Transport, handle};
+use crate::handler::{Transport, handle_with_health};
 use crate::snapshot::Snapshot;
 use crate::stats::Stats;
+use popdns_health::HealthTable;
 
 /// State shared by every listener.
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
+    /// The health table published by the probe task.
+    pub health: Arc<ArcSwap<HealthTable>>,
     pub stopping: AtomicBool,
     pub tcp_open: AtomicUsize,
     pub tcp_refused: AtomicU64,
     pub stats: Stats,
+    /// Set to true to stop accepting TCP and close idle connections.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Log one query in this many (0: query log off).
+    pub query_log_every: AtomicU64,
 }
 
 impl Shared {
     /// Shared state for `udp_workers` UDP worker threads.
-    pub fn new(snapshot: Snapshot, udp_workers: usize) -> Arc<Shared> {
+    pub fn new(
+        snapshot: Snapshot,
+        health: Arc<ArcSwap<HealthTable>>,
+        udp_workers: usize,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
+            health,
             stopping: AtomicBool::new(false),
             tcp_open: AtomicUsize::new(0),
             tcp_refused: AtomicU64::new(0),
             stats: Stats::new(udp_workers),
+            shutdown: tokio::sync::watch::channel(false).0,
+            query_log_every: AtomicU64::new(0),
         })
     }
 }
@@ -133,6 +147,7 @@ pub fn spawn_udp_workers(shared: &Arc<Shared>, sockets: Vec<UdpSocket>) -> Vec<J
 
 fn udp_loop(shared: &Shared, sock: &UdpSocket, worker: usize) {
     let stats = shared.stats.udp(worker);
+    let mut logged = 0u64;
     let mut buf = vec![0u8; 65_535];
     let mut out: Vec<u8> = Vec::with_capacity(65_535);
     while !shared.stopping.load(Ordering::Relaxed) {
@@ -155,7 +170,13 @@ fn udp_loop(shared: &Shared, sock: &UdpSocket, worker: usize) {
         };
         let handled = {
             let snap = shared.snapshot.load();
-            let h = handle(&snap, &buf[..n], src.ip(), Transport::Udp, &mut out);
+            let table = shared.health.load();
+            let up: &[bool] = if table.layout == snap.health_layout {
+                &table.up
+            } else {
+                &[]
+            };
+            let h = handle_with_health(&snap, up, &buf[..n], src.ip(), Transport::Udp, &mut out);
             if let Some(g) = h.as_ref().and_then(|h| h.geo.as_ref())
                 && let Some(geo) = snap.geo.as_ref()
             {
@@ -164,6 +185,19 @@ fn udp_loop(shared: &Shared, sock: &UdpSocket, worker: usize) {
             h
         };
         stats.record(handled.as_ref());
+        let every = shared.query_log_every.load(Ordering::Relaxed);
+        if every > 0 {
+            logged = logged.wrapping_add(1);
+            if logged.is_multiple_of(every) {
+                log_query(
+                    &buf[..n],
+                    src,
+                    Transport::Udp,
+                    handled.as_ref(),
+                    &shared.snapshot.load(),
+                );
+            }
+        }
         if let Some(h) = handled
             && let Err(e) = sock.send_to(&out[..h.len], src)
         {
@@ -188,8 +222,13 @@ pub async fn serve_tcp(shared: Arc<Shared>, listener: StdTcpListener, limits: Tc
             return;
         }
     };
+    let mut stop = shared.shutdown.subscribe();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tracing::debug!(error = %e, "tcp accept error");
@@ -226,9 +265,17 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
     let mut w = BufWriter::new(w);
     let mut buf = vec![0u8; 65_535];
     let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let stop = shared.shutdown.subscribe();
+    let mut logged = 0u64;
     loop {
+        // While stopping, answer what is already arriving, then close.
+        let idle = if *stop.borrow() {
+            Duration::from_millis(200).min(limits.idle_timeout)
+        } else {
+            limits.idle_timeout
+        };
         let mut len = [0u8; 2];
-        match tokio::time::timeout(limits.idle_timeout, r.read_exact(&mut len)).await {
+        match tokio::time::timeout(idle, r.read_exact(&mut len)).await {
             Ok(Ok(_)) => {}
             _ => break,
         }
@@ -239,7 +286,13 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
         }
         let handled = {
             let snap = shared.snapshot.load();
-            let h = handle(&snap, &buf[..n], peer.ip(), Transport::Tcp, &mut out);
+            let table = shared.health.load();
+            let up: &[bool] = if table.layout == snap.health_layout {
+                &table.up
+            } else {
+                &[]
+            };
+            let h = handle_with_health(&snap, up, &buf[..n], peer.ip(), Transport::Tcp, &mut out);
             if let Some(g) = h.as_ref().and_then(|h| h.geo.as_ref())
                 && let Some(geo) = snap.geo.as_ref()
             {
@@ -248,6 +301,19 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
             h
         };
         stats.record(handled.as_ref());
+        let every = shared.query_log_every.load(Ordering::Relaxed);
+        if every > 0 {
+            logged = logged.wrapping_add(1);
+            if logged.is_multiple_of(every) {
+                log_query(
+                    &buf[..n],
+                    peer,
+                    Transport::Tcp,
+                    handled.as_ref(),
+                    &shared.snapshot.load(),
+                );
+            }
+        }
         let Some(h) = handled else {
             // Not a DNS query: the stream is out of sync, close it.
             break;
@@ -263,4 +329,50 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
     }
     let _ = w.flush().await;
     let _ = w.shutdown().await;
+}
+
+/// One line of the query log (sampled; allocation is fine here).
+fn log_query(
+    packet: &[u8],
+    client: SocketAddr,
+    transport: Transport,
+    h: Option<&crate::handler::Handled>,
+    snap: &Snapshot,
+) {
+    let (qname, ecs) = match popdns_wire::parse_query(packet) {
+        Ok(q) => (
+            popdns_wire::name_to_text(q.qname.as_bytes()),
+            q.edns
+                .and_then(|e| e.ecs)
+                .map(|e| format!("{}/{}", e.addr, e.source_prefix)),
+        ),
+        Err(_) => ("-".to_string(), None),
+    };
+    let Some(h) = h else {
+        tracing::info!(target: "popdns::query", %client, ?transport, qname, "dropped");
+        return;
+    };
+    let (decision, pops) = match (&h.geo, snap.geo.as_ref()) {
+        (Some(g), Some(geo)) => (
+            format!("{:?}{}", g.decision, if g.via_ecs { "/ecs" } else { "" }),
+            g.pops[..g.npops as usize]
+                .iter()
+                .map(|&p| geo.router.pop(p as usize).name.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => (format!("{:?}", h.kind), String::new()),
+    };
+    tracing::info!(
+        target: "popdns::query",
+        %client,
+        ?transport,
+        ecs = ecs.as_deref().unwrap_or("-"),
+        qname,
+        qtype = h.qtype,
+        rcode = h.rcode,
+        decision,
+        pops,
+        "query"
+    );
 }

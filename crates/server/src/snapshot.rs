@@ -21,6 +21,15 @@ pub struct Snapshot {
     pub version_queries: bool,
     /// Geo services; `None` when the config has none.
     pub geo: Option<GeoState>,
+    /// `popdns_health::layout_of` of the PoP names: the health table is
+    /// used only when its layout matches (else every PoP counts as up).
+    pub health_layout: u64,
+    /// TTL cap for answers that avoid a down PoP: the shortest
+    /// `interval × fall` of any check, so resolvers re-ask about as soon as
+    /// the situation can change.
+    pub degraded_ttl: u32,
+    /// The configuration it was built from.
+    pub config: popdns_config::Config,
 }
 
 /// Build a snapshot from a validated config: loads every zone (and the GeoIP
@@ -57,6 +66,21 @@ pub fn build(config: &Config, generation: u64) -> Result<Snapshot, Vec<String>> 
     };
     match zones {
         Some(zones) if errors.is_empty() => Ok(Snapshot {
+            health_layout: popdns_health::layout_of(
+                &config
+                    .pops
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            degraded_ttl: config
+                .pops
+                .iter()
+                .map(|p| (p.check.interval * p.check.fall).as_secs())
+                .min()
+                .unwrap_or(30)
+                .clamp(1, u32::MAX as u64) as u32,
+            config: config.clone(),
             generation,
             loaded_at: SystemTime::now(),
             zones,

@@ -46,6 +46,9 @@ pub struct Zone {
     pub serial: u32,
     pub file: PathBuf,
     pub records: usize,
+    /// Hash of the zone's content (to warn when content changes on reload
+    /// while the SOA serial does not).
+    pub digest: u64,
 }
 
 /// What an answer was, for metrics and logs.
@@ -107,6 +110,17 @@ impl Zone {
         let mut sets: Vec<Vec<RRsetBuilder>> = Vec::new();
         let mut soa_count = 0;
         let nrecords = records.len();
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut keys: Vec<(Vec<u8>, u16, u32, &[u8])> = records
+                .iter()
+                .map(|r| (lower(&r.owner), r.rtype, r.ttl, r.rdata.as_slice()))
+                .collect();
+            keys.sort_unstable();
+            let mut h = rustc_hash::FxHasher::default();
+            keys.hash(&mut h);
+            h.finish()
+        };
         let mut first_line: FxHashMap<(u32, u16), usize> = FxHashMap::default();
         for r in records {
             let lc = lower(&r.owner);
@@ -282,6 +296,7 @@ impl Zone {
             serial,
             file,
             records: nrecords,
+            digest,
         })
     }
 
