@@ -66,7 +66,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -106,6 +108,8 @@ pub const SECOND_ZONE: &str = "$TTL 300\n@ IN SOA ns1.cdn.example. hostmaster.cd
 pub struct Popdns {
     child: Child,
     pub addr: SocketAddr,
+    /// The admin listener, when configured.
+    pub admin: Option<SocketAddr>,
     pub dir: TempDir,
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -176,9 +180,15 @@ impl Popdns {
                     .and_then(|s| s.split([' ', ',']).next())
                     .and_then(|s| SocketAddr::from_str(s).ok())
                     .unwrap_or_else(|| panic!("no address in ready line: {line}"));
+                let admin = line
+                    .split("admin=")
+                    .nth(1)
+                    .and_then(|s| s.split([' ', ',']).next())
+                    .and_then(|s| SocketAddr::from_str(s).ok());
                 Ok(Popdns {
                     child,
                     addr,
+                    admin,
                     dir,
                     log,
                 })
@@ -339,4 +349,197 @@ pub fn addrs(m: &Message) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+impl Popdns {
+    /// Stop (SIGKILL) and start again on the same folder.
+    pub fn restart(mut self) -> Popdns {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, TempDir(PathBuf::new()));
+        drop(self);
+        Self::spawn(dir).unwrap_or_else(|log| panic!("popdns did not restart:\n{log}"))
+    }
+
+    /// HTTP request to the admin API: (status, body).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, String) {
+        http_request(
+            self.admin.expect("no admin listener"),
+            method,
+            path,
+            body,
+            token,
+        )
+    }
+
+    /// Wait for the process to exit on its own.
+    pub fn exit_status(&mut self, timeout: Duration) -> Option<i32> {
+        self.wait_exit(timeout).and_then(|s| s.code())
+    }
+}
+
+/// A minimal blocking HTTP/1.1 client: (status, body).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.unwrap_or("");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: popdns\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// Parse Prometheus/OpenMetrics text: `name{labels}` → value.
+pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut m = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let key = key.trim().replace("{}", "");
+        if let Ok(v) = value.trim().parse::<f64>() {
+            m.insert(key, v);
+        }
+    }
+    m
+}
+
+/// A real HTTP health endpoint on loopback, answering every request with a
+/// settable status after a settable delay. `kill` closes the listener
+/// (connections are then refused); `revive` listens again on the same port.
+pub struct HttpBackend {
+    pub port: u16,
+    pub status: Arc<std::sync::atomic::AtomicU16>,
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpBackend {
+    pub fn start() -> HttpBackend {
+        Self::on_port(0)
+    }
+
+    fn on_port(port: u16) -> HttpBackend {
+        use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64};
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let status = Arc::new(AtomicU16::new(200));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, dl, sp) = (
+            Arc::clone(&status),
+            Arc::clone(&delay_ms),
+            Arc::clone(&stop),
+        );
+        let thread = std::thread::spawn(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            while !sp.load(Relaxed) {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        let (st, dl) = (Arc::clone(&st), Arc::clone(&dl));
+                        std::thread::spawn(move || {
+                            let _ = c.set_nonblocking(false);
+                            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                            let mut buf = [0u8; 2048];
+                            let _ = c.read(&mut buf);
+                            std::thread::sleep(Duration::from_millis(dl.load(Relaxed)));
+                            let code = st.load(Relaxed);
+                            let _ = write!(
+                                c,
+                                "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                            );
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        HttpBackend {
+            port,
+            status,
+            delay_ms,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/healthz", self.port)
+    }
+
+    /// Stop listening: probes get "connection refused".
+    pub fn kill(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Listen again on the same port.
+    pub fn revive(&mut self) {
+        self.kill();
+        let b = Self::on_port(self.port);
+        *self = b;
+    }
+
+    pub fn set_status(&self, code: u16) {
+        self.status
+            .store(code, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn set_delay(&self, ms: u64) {
+        self.delay_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for HttpBackend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Poll `f` every 10 ms until it returns true or `timeout` passes; returns
+/// the time it took.
+pub fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        if f() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
 }

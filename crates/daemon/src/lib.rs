@@ -816,6 +816,9 @@ async fn serve(
             }
         });
     }
+    // Signal handlers before the ready line: a SIGHUP right after it must
+    // reload, not kill the process.
+    let signals = Signals::install()?;
     let dns: Vec<String> = dns_addrs.iter().map(ToString::to_string).collect();
     tracing::info!(
         dns = %dns.join(","),
@@ -826,7 +829,7 @@ async fn serve(
         identity = %config.server.identity,
         "popdns ready"
     );
-    wait_for_stop(&daemon).await?;
+    signals.wait_for_stop(&daemon).await;
     // Graceful stop.
     daemon.begin_stop();
     let drain = daemon.shared.snapshot.load().config.server.shutdown_drain;
@@ -853,20 +856,33 @@ async fn serve(
     Ok(())
 }
 
-#[cfg(unix)]
-async fn wait_for_stop(daemon: &Arc<Daemon>) -> Result<(), DaemonError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM received"); return Ok(()); }
-            _ = int.recv() => { tracing::info!("SIGINT received"); return Ok(()); }
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP received: reloading");
-                let d = Arc::clone(daemon);
-                tokio::spawn(async move { let _ = d.reload().await; });
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(DaemonError::Signal)?,
+            int: signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?,
+            hup: signal(SignalKind::hangup()).map_err(DaemonError::Signal)?,
+        })
+    }
+
+    /// Reload on SIGHUP; return on SIGTERM or SIGINT.
+    async fn wait_for_stop(mut self, daemon: &Arc<Daemon>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => { tracing::info!("SIGTERM received"); return; }
+                _ = self.int.recv() => { tracing::info!("SIGINT received"); return; }
+                _ = self.hup.recv() => {
+                    tracing::info!("SIGHUP received: reloading");
+                    let d = Arc::clone(daemon);
+                    tokio::spawn(async move { let _ = d.reload().await; });
+                }
             }
         }
     }
