@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use popdns_wire::{NameBuf, RRset, Section, Writer, label_offsets, name_from_text, rcode, rtype};
 use rustc_hash::FxHashMap;
 
-pub use parse::{RawRecord, parse_ttl, read_zone_file};
+pub use parse::{ParsedZone, RawRecord, parse_ttl, read_zone_file, read_zone_str};
 use zone::{MAX_ADDITIONAL, MAX_CHAIN, Resolved, any_choice, collect_targets};
 pub use zone::{Node, Outcome, Zone, is_subdomain};
 

@@ -232,9 +232,27 @@ struct Reader<'e> {
 
 const BATCH: usize = 2048;
 
+/// Read zone text as if it came from `path` (relative `$INCLUDE`s resolve
+/// against its folder). Used by fuzzing and tests.
+pub fn read_zone_str(
+    text: &str,
+    path: &Path,
+    origin: Option<&[u8]>,
+) -> Result<ParsedZone, Vec<ZoneError>> {
+    read_zone(path, origin, Some(text))
+}
+
 /// Read the zone file at `path`. `origin` is the default origin (from the
 /// file name) used until a `$ORIGIN` line.
 pub fn read_zone_file(path: &Path, origin: Option<&[u8]>) -> Result<ParsedZone, Vec<ZoneError>> {
+    read_zone(path, origin, None)
+}
+
+fn read_zone(
+    path: &Path,
+    origin: Option<&[u8]>,
+    text: Option<&str>,
+) -> Result<ParsedZone, Vec<ZoneError>> {
     let mut errors = Vec::new();
     let mut r = Reader {
         origin: origin.map(<[u8]>::to_vec),
@@ -246,7 +264,10 @@ pub fn read_zone_file(path: &Path, origin: Option<&[u8]>) -> Result<ParsedZone, 
         errors: &mut errors,
         depth: 0,
     };
-    r.read_file(path);
+    match text {
+        Some(t) => r.read_text(path, t),
+        None => r.read_file(path),
+    }
     r.flush();
     let first_origin = r.origin.clone();
     let records = std::mem::take(&mut r.records);
@@ -277,7 +298,11 @@ impl Reader<'_> {
                 return;
             }
         };
-        let entries = split_entries(&text, path, self.errors);
+        self.read_text(path, &text);
+    }
+
+    fn read_text(&mut self, path: &Path, text: &str) {
+        let entries = split_entries(text, path, self.errors);
         for e in entries {
             self.entry(path, e);
         }
