@@ -48,6 +48,7 @@ struct RawConfig {
     health: Option<Spanned<RawHealth>>,
     admin: Option<Spanned<RawAdmin>>,
     logging: Option<Spanned<RawLogging>>,
+    rrl: Option<Spanned<RawRrl>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -105,6 +106,9 @@ struct RawServer {
     version_queries: bool,
     tcp_idle_timeout: Option<Spanned<String>>,
     tcp_max_connections: Option<usize>,
+    tcp_max_connections_per_client: Option<usize>,
+    tcp_max_queries_per_connection: Option<u64>,
+    tcp_query_timeout: Option<Spanned<String>>,
     shutdown_drain: Option<Spanned<String>>,
 }
 
@@ -116,6 +120,22 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 struct RawZones {
     directory: String,
+    #[serde(default)]
+    allow_transfer: Vec<String>,
+    #[serde(default)]
+    notify: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRrl {
+    #[serde(default)]
+    enabled: bool,
+    responses_per_second: Option<u32>,
+    slip: Option<u32>,
+    ipv4_prefix: Option<u8>,
+    ipv6_prefix: Option<u8>,
+    table_size: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +206,26 @@ pub struct Config {
     pub overrides: Vec<Override>,
     pub admin: Admin,
     pub logging: Logging,
+    /// Who may transfer zones (AXFR/IXFR over TCP).
+    pub allow_transfer: Vec<(IpAddr, u8)>,
+    /// Secondaries sent a NOTIFY when a zone's serial changes on reload.
+    pub notify: Vec<SocketAddr>,
+    pub rrl: Rrl,
+}
+
+/// `[rrl]`: response rate limiting (UDP only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rrl {
+    pub enabled: bool,
+    /// Identical responses per second allowed to one client prefix.
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited response is sent truncated (TC=1) instead of
+    /// dropped, so real clients retry over TCP; 0 drops all.
+    pub slip: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Buckets per UDP worker (memory is bounded by this).
+    pub table_size: usize,
 }
 
 /// `[admin]`: the HTTP admin listener.
@@ -246,6 +286,12 @@ pub struct Server {
     pub tcp_max_connections: usize,
     /// After SIGTERM, keep answering this long (with /healthz at 503).
     pub shutdown_drain: Duration,
+    /// Open TCP connections allowed per client /24 (IPv4) or /56 (IPv6).
+    pub tcp_max_connections_per_client: usize,
+    /// Queries answered on one TCP connection before it is closed.
+    pub tcp_max_queries_per_connection: u64,
+    /// A started TCP query must arrive whole within this (slow-loris).
+    pub tcp_query_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -788,10 +834,82 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             Duration::ZERO
         }),
     };
+    let zr = raw.zones.get_ref();
+    let zpos = raw.zones.span().start;
+    let mut allow_transfer = Vec::new();
+    for n in &zr.allow_transfer {
+        match parse_network(n) {
+            Some(x) => allow_transfer.push(x),
+            None => cx.err(
+                zpos,
+                format!("zones.allow_transfer: {n:?} is not a network"),
+            ),
+        }
+    }
+    let mut notify = Vec::new();
+    for n in &zr.notify {
+        match n
+            .parse::<SocketAddr>()
+            .or_else(|_| n.parse::<IpAddr>().map(|a| SocketAddr::new(a, 53)))
+        {
+            Ok(a) => notify.push(a),
+            Err(_) => cx.err(
+                zpos,
+                format!("zones.notify: {n:?} is not an address[:port]"),
+            ),
+        }
+    }
+    let rrl = match &raw.rrl {
+        None => Rrl {
+            enabled: false,
+            responses_per_second: 20,
+            slip: 2,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            table_size: 65_536,
+        },
+        Some(r) => {
+            let pos = r.span().start;
+            let r = r.get_ref();
+            let v = Rrl {
+                enabled: r.enabled,
+                responses_per_second: r.responses_per_second.unwrap_or(20),
+                slip: r.slip.unwrap_or(2),
+                ipv4_prefix: r.ipv4_prefix.unwrap_or(24),
+                ipv6_prefix: r.ipv6_prefix.unwrap_or(56),
+                table_size: r.table_size.unwrap_or(65_536),
+            };
+            if v.responses_per_second == 0 {
+                cx.err(pos, "rrl.responses_per_second: must be at least 1");
+            }
+            if v.ipv4_prefix > 32 || v.ipv6_prefix > 128 {
+                cx.err(pos, "rrl.ipv4_prefix / ipv6_prefix: at most 32 / 128");
+            }
+            if !(1024..=16_777_216).contains(&v.table_size) {
+                cx.err(pos, "rrl.table_size: between 1024 and 16777216");
+            }
+            v
+        }
+    };
+    let tcp_query_timeout = match &srv.tcp_query_timeout {
+        None => Duration::from_secs(5),
+        Some(s) => parse_duration(s.get_ref())
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| {
+                cx.err(
+                    s.span().start,
+                    format!("server.tcp_query_timeout: bad duration {:?}", s.get_ref()),
+                );
+                Duration::from_secs(5)
+            }),
+    };
     if !cx.errors.is_empty() {
         return Err(cx.errors);
     }
     Ok(Config {
+        allow_transfer,
+        notify,
+        rrl,
         admin,
         logging,
         file: path.to_path_buf(),
@@ -804,6 +922,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             tcp_idle_timeout,
             tcp_max_connections: srv.tcp_max_connections.unwrap_or(1024),
             shutdown_drain,
+            tcp_max_connections_per_client: srv.tcp_max_connections_per_client.unwrap_or(64),
+            tcp_max_queries_per_connection: srv.tcp_max_queries_per_connection.unwrap_or(10_000),
+            tcp_query_timeout,
         },
         zones_dir: resolve(&raw.zones.get_ref().directory),
         geoip,

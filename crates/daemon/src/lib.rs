@@ -190,13 +190,17 @@ impl Daemon {
             .map(|z| (popdns_wire::name_to_text(&z.origin), (z.serial, z.digest)))
             .collect();
         let mut changes: Vec<String> = Vec::new();
+        let mut to_notify: Vec<Vec<u8>> = Vec::new();
         for z in snap.zones.zones() {
             let name = popdns_wire::name_to_text(&z.origin);
             match old_zones.get(&name) {
-                None => changes.push(format!("zone {name} added (serial {})", z.serial)),
-                Some(&(serial, digest)) if serial != z.serial => {
+                None => {
+                    changes.push(format!("zone {name} added (serial {})", z.serial));
+                    to_notify.push(z.origin.to_vec());
+                }
+                Some(&(serial, _)) if serial != z.serial => {
                     changes.push(format!("zone {name} serial {serial} -> {}", z.serial));
-                    let _ = digest;
+                    to_notify.push(z.origin.to_vec());
                 }
                 Some(&(_, digest)) if digest != z.digest => {
                     let msg = format!(
@@ -249,8 +253,13 @@ impl Daemon {
         }
         let every = query_log_every(&config);
         self.shared.query_log_every.store(every, Ordering::Relaxed);
+        let notify_to = config.notify.clone();
         self.shared.snapshot.store(Arc::new(snap));
         self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        if !notify_to.is_empty() && !to_notify.is_empty() {
+            let shared = Arc::clone(&self.shared);
+            tokio::spawn(send_notifies(shared, to_notify, notify_to));
+        }
         if changes.is_empty() {
             tracing::info!(generation, "reloaded: no zone or PoP changes");
         }
@@ -293,6 +302,55 @@ impl Daemon {
         let now: BTreeSet<String> = geo.failing_open().into_iter().collect();
         if let Ok(mut prev) = self.fail_open_services.lock() {
             *prev = now;
+        }
+    }
+}
+
+/// RFC 1996: tell secondaries a zone changed; retry up to 5 times, 1 s
+/// apart, until each answers.
+async fn send_notifies(shared: Arc<Shared>, zones: Vec<Vec<u8>>, to: Vec<SocketAddr>) {
+    for origin in zones {
+        for &target in &to {
+            let msg = {
+                let snap = shared.snapshot.load();
+                let Some(zone) = snap.zones.zones().iter().find(|z| *z.origin == *origin) else {
+                    continue;
+                };
+                let id = (SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos())
+                    & 0xFFFF) as u16;
+                popdns_server::notify_message(zone, id)
+            };
+            let bind: SocketAddr = if target.is_ipv4() {
+                SocketAddr::from(([0, 0, 0, 0], 0))
+            } else {
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+            };
+            let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
+                continue;
+            };
+            let name = popdns_wire::name_to_text(&origin);
+            let mut ok = false;
+            for _ in 0..5 {
+                if sock.send_to(&msg, target).await.is_err() {
+                    break;
+                }
+                let mut buf = [0u8; 512];
+                if let Ok(Ok((n, _))) =
+                    tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await
+                    && n >= 12
+                    && buf[..2] == msg[..2]
+                {
+                    ok = true;
+                    break;
+                }
+            }
+            if ok {
+                tracing::info!(zone = %name, %target, "NOTIFY acknowledged");
+            } else {
+                tracing::warn!(zone = %name, %target, "NOTIFY not acknowledged after 5 tries");
+            }
         }
     }
 }
@@ -377,8 +435,45 @@ impl Backend for Daemon {
         );
         m.counter(
             "popdns_tcp_connections_refused",
-            "TCP connections refused at the connection cap",
-            vec![(vec![], self.shared.tcp_refused.load(Ordering::Relaxed))],
+            "TCP connections refused, by limit (total cap, per-client cap)",
+            vec![
+                (
+                    vec![label("limit", "total")],
+                    self.shared.tcp_refused.load(Ordering::Relaxed),
+                ),
+                (
+                    vec![label("limit", "per-client")],
+                    self.shared.tcp_refused_per_client.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        m.counter(
+            "popdns_tcp_connections_closed",
+            "TCP connections closed by a limit (slow query, query cap)",
+            vec![
+                (
+                    vec![label("reason", "query-timeout")],
+                    self.shared.tcp_timed_out.load(Ordering::Relaxed),
+                ),
+                (
+                    vec![label("reason", "query-cap")],
+                    self.shared.tcp_query_cap.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        m.counter(
+            "popdns_zone_transfers",
+            "AXFR/IXFR requests, by result",
+            vec![
+                (
+                    vec![label("result", "served")],
+                    self.shared.xfr_served.load(Ordering::Relaxed),
+                ),
+                (
+                    vec![label("result", "refused")],
+                    self.shared.xfr_refused.load(Ordering::Relaxed),
+                ),
+            ],
         );
         // Health.
         let table = self.shared.health.load();
@@ -746,6 +841,9 @@ async fn serve(
     let limits = TcpLimits {
         idle_timeout: config.server.tcp_idle_timeout,
         max_connections: config.server.tcp_max_connections,
+        max_per_client: config.server.tcp_max_connections_per_client,
+        max_queries: config.server.tcp_max_queries_per_connection,
+        query_timeout: config.server.tcp_query_timeout,
     };
     let dns_addrs = listeners.addrs.clone();
     let udp_threads = popdns_server::spawn_udp_workers(&shared, listeners.udp);

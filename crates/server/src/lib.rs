@@ -12,6 +12,7 @@ mod handler;
 mod net;
 mod snapshot;
 mod stats;
+mod xfr;
 
 pub use geo::{GeoInfo, GeoState, Source};
 pub use handler::{Handled, Kind, MAX_UDP_PAYLOAD, Transport, handle, handle_with_health};
@@ -20,3 +21,4 @@ pub use popdns_route::Family;
 pub use popdns_wire::name_to_text;
 pub use snapshot::{Snapshot, build};
 pub use stats::{DECISIONS, QTYPES, RCODES, Stats, Totals, WorkerStats};
+pub use xfr::{allowed, axfr_messages, notify_message};

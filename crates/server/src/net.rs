@@ -27,6 +27,17 @@ pub struct Shared {
     pub stopping: AtomicBool,
     pub tcp_open: AtomicUsize,
     pub tcp_refused: AtomicU64,
+    /// Connections refused by the per-client cap.
+    pub tcp_refused_per_client: AtomicU64,
+    /// Connections closed for a slow or incomplete query.
+    pub tcp_timed_out: AtomicU64,
+    /// Connections closed at the per-connection query cap.
+    pub tcp_query_cap: AtomicU64,
+    /// Zone transfers served and refused.
+    pub xfr_served: AtomicU64,
+    pub xfr_refused: AtomicU64,
+    /// Open connections per client prefix (touched on connect/close only).
+    tcp_per_client: std::sync::Mutex<std::collections::HashMap<u128, usize>>,
     pub stats: Stats,
     /// Set to true to stop accepting TCP and close idle connections.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -47,6 +58,12 @@ impl Shared {
             stopping: AtomicBool::new(false),
             tcp_open: AtomicUsize::new(0),
             tcp_refused: AtomicU64::new(0),
+            tcp_refused_per_client: AtomicU64::new(0),
+            tcp_timed_out: AtomicU64::new(0),
+            tcp_query_cap: AtomicU64::new(0),
+            xfr_served: AtomicU64::new(0),
+            xfr_refused: AtomicU64::new(0),
+            tcp_per_client: std::sync::Mutex::new(std::collections::HashMap::new()),
             stats: Stats::new(udp_workers),
             shutdown: tokio::sync::watch::channel(false).0,
             query_log_every: AtomicU64::new(0),
@@ -211,6 +228,23 @@ fn udp_loop(shared: &Shared, sock: &UdpSocket, worker: usize) {
 pub struct TcpLimits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Open connections per client /24 (IPv4) or /56 (IPv6).
+    pub max_per_client: usize,
+    /// Queries answered on one connection before it is closed.
+    pub max_queries: u64,
+    /// A query whose first byte arrived must be complete within this.
+    pub query_timeout: Duration,
+}
+
+/// The /24 (IPv4) or /56 (IPv6) a client belongs to, as a map key.
+fn client_prefix(ip: std::net::IpAddr) -> u128 {
+    match ip {
+        std::net::IpAddr::V4(a) => u128::from(u32::from(a) & 0xFFFF_FF00),
+        std::net::IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => u128::from(u32::from(v4) & 0xFFFF_FF00),
+            None => (u128::from(a) & (u128::MAX << 72)) | 1,
+        },
+    }
 }
 
 /// Accept TCP connections until `shared.stopping`.
@@ -247,11 +281,41 @@ pub async fn serve_tcp(shared: Arc<Shared>, listener: StdTcpListener, limits: Tc
             drop(stream);
             continue;
         }
+        let key = client_prefix(peer.ip());
+        let over = match shared.tcp_per_client.lock() {
+            Ok(mut m) => {
+                let c = m.entry(key).or_insert(0);
+                if *c >= limits.max_per_client {
+                    true
+                } else {
+                    *c += 1;
+                    false
+                }
+            }
+            Err(_) => false,
+        };
+        if over {
+            shared.tcp_open.fetch_sub(1, Ordering::Relaxed);
+            shared
+                .tcp_refused_per_client
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "tcp connection refused: too many from this client prefix");
+            drop(stream);
+            continue;
+        }
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             connection(&shared, stream, peer, limits).await;
             shared.tcp_open.fetch_sub(1, Ordering::Relaxed);
+            if let Ok(mut m) = shared.tcp_per_client.lock()
+                && let Some(c) = m.get_mut(&key)
+            {
+                *c = c.saturating_sub(1);
+                if *c == 0 {
+                    m.remove(&key);
+                }
+            }
         });
     }
 }
@@ -267,6 +331,7 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let stop = shared.shutdown.subscribe();
     let mut logged = 0u64;
+    let mut answered = 0u64;
     loop {
         // While stopping, answer what is already arriving, then close.
         let idle = if *stop.borrow() {
@@ -274,15 +339,43 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
         } else {
             limits.idle_timeout
         };
+        if answered >= limits.max_queries {
+            shared.tcp_query_cap.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+        // Idle until the first byte; then the whole query must arrive within
+        // the query timeout (slow-loris).
         let mut len = [0u8; 2];
-        match tokio::time::timeout(idle, r.read_exact(&mut len)).await {
+        match tokio::time::timeout(idle, r.read_exact(&mut len[..1])).await {
             Ok(Ok(_)) => {}
             _ => break,
         }
-        let n = u16::from_be_bytes(len) as usize;
-        match tokio::time::timeout(limits.idle_timeout, r.read_exact(&mut buf[..n])).await {
-            Ok(Ok(_)) => {}
-            _ => break,
+        let rest = async {
+            r.read_exact(&mut len[1..]).await?;
+            let n = u16::from_be_bytes(len) as usize;
+            r.read_exact(&mut buf[..n]).await?;
+            Ok::<usize, std::io::Error>(n)
+        };
+        let n = match tokio::time::timeout(limits.query_timeout, rest).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => break,
+            Err(_) => {
+                shared.tcp_timed_out.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        };
+        answered += 1;
+        if let Some(msgs) = transfer(shared, &buf[..n], peer) {
+            for m in msgs {
+                let l = (m.len() as u16).to_be_bytes();
+                if w.write_all(&l).await.is_err() || w.write_all(&m).await.is_err() {
+                    return;
+                }
+            }
+            if w.flush().await.is_err() {
+                return;
+            }
+            continue;
         }
         let handled = {
             let snap = shared.snapshot.load();
@@ -329,6 +422,31 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
     }
     let _ = w.flush().await;
     let _ = w.shutdown().await;
+}
+
+/// An allowed AXFR/IXFR (IXFR is answered with a full transfer, RFC 1995
+/// §4): the messages to send. `None`: not a transfer, or refused (the
+/// normal handler then answers REFUSED).
+fn transfer(shared: &Shared, packet: &[u8], peer: SocketAddr) -> Option<Vec<Vec<u8>>> {
+    let q = popdns_wire::parse_query(packet).ok()?;
+    if !matches!(q.qtype, popdns_wire::rtype::AXFR | popdns_wire::rtype::IXFR)
+        || q.qclass != popdns_wire::class::IN
+    {
+        return None;
+    }
+    let snap = shared.snapshot.load();
+    let zone = snap.zones.find(q.qname_lc.as_bytes())?;
+    if *zone.origin != *q.qname_lc.as_bytes()
+        || !crate::xfr::allowed(peer.ip(), &snap.config.allow_transfer)
+    {
+        shared.xfr_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%peer, zone = %popdns_wire::name_to_text(&zone.origin), "zone transfer refused");
+        return None;
+    }
+    shared.xfr_served.fetch_add(1, Ordering::Relaxed);
+    let msgs = crate::xfr::axfr_messages(zone, &q);
+    tracing::info!(%peer, zone = %popdns_wire::name_to_text(&zone.origin), serial = zone.serial, messages = msgs.len(), "zone transfer");
+    Some(msgs)
 }
 
 /// One line of the query log (sampled; allocation is fine here).

@@ -123,6 +123,30 @@ impl<'b> Writer<'b> {
         self.tc
     }
 
+    /// Append one record if it fits; never sets TC (zone transfers start a
+    /// new message instead).
+    pub fn try_push_rr(
+        &mut self,
+        section: Section,
+        owner: &[u8],
+        rtype: u16,
+        class: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> bool {
+        let start = self.buf.len();
+        let ncomp = self.ncomp;
+        self.write_rr(owner, rtype, class, ttl, rdata);
+        let idx = section as usize;
+        if self.buf.len() > self.limit || self.counts[idx] == u16::MAX {
+            self.buf.truncate(start);
+            self.ncomp = ncomp;
+            return false;
+        }
+        self.counts[idx] += 1;
+        true
+    }
+
     /// Records written so far in `section`.
     pub fn count(&self, section: Section) -> u16 {
         self.counts[section as usize]
