@@ -413,8 +413,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         Ok(r) => r,
         Err(e) => {
             let pos = e.span().map_or(0, |s| s.start);
+            let line_text = text
+                .get(pos.min(text.len())..)
+                .and_then(|rest| {
+                    let start = text[..pos.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+                    let end = pos + rest.find('\n').unwrap_or(rest.len());
+                    text.get(start..end)
+                })
+                .unwrap_or("")
+                .trim();
             let msg = e.message().trim().to_string();
-            cx.err(pos, msg);
+            if line_text.is_empty() {
+                cx.err(pos, msg);
+            } else {
+                cx.err(pos, format!("{msg} (at `{line_text}`)"));
+            }
             return Err(cx.errors);
         }
     };

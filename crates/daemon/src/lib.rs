@@ -171,6 +171,9 @@ impl Daemon {
         if o.admin.listen != n.admin.listen || o.admin.token_file != n.admin.token_file {
             notes.push("admin.listen / admin.token_file changed: needs restart".into());
         }
+        if o.rrl != n.rrl {
+            notes.push("rrl changed: needs restart".into());
+        }
         if o.admin.state_file != n.admin.state_file {
             notes.push("admin.state_file changed: needs restart".into());
         }
@@ -418,6 +421,14 @@ impl Backend for Daemon {
                     .collect(),
             );
         }
+        m.counter(
+            "popdns_rrl_responses",
+            "Responses limited by response rate limiting, by action (dropped, slipped as TC=1)",
+            vec![
+                (vec![label("action", "dropped")], t.rrl_dropped),
+                (vec![label("action", "slipped")], t.rrl_slipped),
+            ],
+        );
         m.counter(
             "popdns_ecs_queries",
             "Queries that carried a valid EDNS Client Subnet option",
@@ -834,7 +845,14 @@ async fn serve(
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
     let zones = snap.zones.zones().len();
     let udp_sockets = listeners.udp.len();
-    let shared = Shared::new(snap, monitor.table(), udp_sockets);
+    let rrl = config.rrl.enabled.then_some(popdns_server::RrlConfig {
+        responses_per_second: f64::from(config.rrl.responses_per_second),
+        slip: config.rrl.slip,
+        ipv4_prefix: config.rrl.ipv4_prefix,
+        ipv6_prefix: config.rrl.ipv6_prefix,
+        table_size: config.rrl.table_size,
+    });
+    let shared = Shared::with_rrl(snap, monitor.table(), udp_sockets, rrl);
     shared
         .query_log_every
         .store(query_log_every(&config), Ordering::Relaxed);

@@ -10,6 +10,7 @@
 mod geo;
 mod handler;
 mod net;
+mod rrl;
 mod snapshot;
 mod stats;
 mod xfr;
@@ -19,6 +20,7 @@ pub use handler::{Handled, Kind, MAX_UDP_PAYLOAD, Transport, handle, handle_with
 pub use net::{Listeners, Shared, TcpLimits, bind, serve_tcp, spawn_udp_workers};
 pub use popdns_route::Family;
 pub use popdns_wire::name_to_text;
+pub use rrl::{Rrl, RrlConfig, Verdict};
 pub use snapshot::{Snapshot, build};
 pub use stats::{DECISIONS, QTYPES, RCODES, Stats, Totals, WorkerStats};
 pub use xfr::{allowed, axfr_messages, notify_message};

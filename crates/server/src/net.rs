@@ -43,6 +43,8 @@ pub struct Shared {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Log one query in this many (0: query log off).
     pub query_log_every: AtomicU64,
+    /// Response rate limiting for UDP (per worker; fixed at start).
+    pub rrl: Option<crate::rrl::RrlConfig>,
 }
 
 impl Shared {
@@ -67,7 +69,25 @@ impl Shared {
             stats: Stats::new(udp_workers),
             shutdown: tokio::sync::watch::channel(false).0,
             query_log_every: AtomicU64::new(0),
+            rrl: None,
         })
+    }
+
+    /// Like [`Shared::new`], with response rate limiting.
+    pub fn with_rrl(
+        snapshot: Snapshot,
+        health: Arc<ArcSwap<HealthTable>>,
+        udp_workers: usize,
+        rrl: Option<crate::rrl::RrlConfig>,
+    ) -> Arc<Shared> {
+        let mut s = Self::new(snapshot, health, udp_workers);
+        if let Some(m) = Arc::get_mut(&mut s) {
+            m.rrl = rrl.map(|mut c| {
+                c.responses_per_second /= udp_workers.max(1) as f64;
+                c
+            });
+        }
+        s
     }
 }
 
@@ -164,6 +184,7 @@ pub fn spawn_udp_workers(shared: &Arc<Shared>, sockets: Vec<UdpSocket>) -> Vec<J
 
 fn udp_loop(shared: &Shared, sock: &UdpSocket, worker: usize) {
     let stats = shared.stats.udp(worker);
+    let mut rrl = shared.rrl.map(crate::rrl::Rrl::new);
     let mut logged = 0u64;
     let mut buf = vec![0u8; 65_535];
     let mut out: Vec<u8> = Vec::with_capacity(65_535);
@@ -215,9 +236,22 @@ fn udp_loop(shared: &Shared, sock: &UdpSocket, worker: usize) {
                 );
             }
         }
-        if let Some(h) = handled
-            && let Err(e) = sock.send_to(&out[..h.len], src)
-        {
+        let Some(h) = handled else { continue };
+        let mut len = h.len;
+        if let Some(r) = rrl.as_mut() {
+            match r.check(src.ip(), &out[..len]) {
+                crate::rrl::Verdict::Send => {}
+                crate::rrl::Verdict::Drop => {
+                    stats.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                crate::rrl::Verdict::Slip => {
+                    stats.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+                    len = crate::rrl::slip(&mut out, len);
+                }
+            }
+        }
+        if let Err(e) = sock.send_to(&out[..len], src) {
             tracing::debug!(error = %e, %src, "udp send error");
         }
     }

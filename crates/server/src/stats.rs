@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use popdns_route::DecisionKind;
 use popdns_wire::{rcode, rtype};
 
-use crate::handler::{Handled, Kind, Transport};
+use crate::handler::{Handled, Transport};
 
 /// Query types counted by name; everything else is "other".
 pub const QTYPES: [(u16, &str); 14] = [
@@ -70,6 +70,8 @@ pub struct WorkerStats {
     ecs_queries: AtomicU64,
     ecs_formerr: AtomicU64,
     dropped: AtomicU64,
+    pub(crate) rrl_dropped: AtomicU64,
+    pub(crate) rrl_slipped: AtomicU64,
 }
 
 impl Default for WorkerStats {
@@ -80,6 +82,8 @@ impl Default for WorkerStats {
             ecs_queries: AtomicU64::new(0),
             ecs_formerr: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            rrl_dropped: AtomicU64::new(0),
+            rrl_slipped: AtomicU64::new(0),
         }
     }
 }
@@ -110,7 +114,6 @@ impl WorkerStats {
             };
             self.decisions[d].fetch_add(1, Ordering::Relaxed);
         }
-        let _ = Kind::Zone;
     }
 }
 
@@ -123,6 +126,8 @@ pub struct Totals {
     pub ecs_queries: u64,
     pub ecs_formerr: u64,
     pub dropped: u64,
+    pub rrl_dropped: u64,
+    pub rrl_slipped: u64,
 }
 
 /// Every counter block.
@@ -178,6 +183,8 @@ impl Stats {
         t.ecs_queries = sum(&all, &|b| b.ecs_queries.load(Ordering::Relaxed));
         t.ecs_formerr = sum(&all, &|b| b.ecs_formerr.load(Ordering::Relaxed));
         t.dropped = sum(&all, &|b| b.dropped.load(Ordering::Relaxed));
+        t.rrl_dropped = sum(&all, &|b| b.rrl_dropped.load(Ordering::Relaxed));
+        t.rrl_slipped = sum(&all, &|b| b.rrl_slipped.load(Ordering::Relaxed));
         t
     }
 
