@@ -13,8 +13,9 @@ use popdns_wire::{
 use crate::geo::GeoInfo;
 use crate::snapshot::Snapshot;
 
-/// RFC 8914 info code 20.
+/// RFC 8914 info codes.
 const EDE_NOT_AUTHORITATIVE: u16 = 20;
+const EDE_NOT_SUPPORTED: u16 = 21;
 
 /// Largest UDP payload we send (RFC 9715 / DNS flag day 2020 advice).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
@@ -116,7 +117,7 @@ pub fn handle_with_health(
                 fe.id,
                 fe.opcode,
                 fe.rd,
-                fe.cd,
+                false, // NSD does not copy CD either (no DNSSEC here)
                 max,
                 reserve,
             );
@@ -166,7 +167,7 @@ fn answer(
         q.id,
         q.opcode,
         q.rd,
-        q.cd,
+        false, // CD is not copied (as NSD; no DNSSEC here)
         max,
         reserve,
     );
@@ -202,9 +203,21 @@ fn answer(
     }
     if q.qclass == class::CH {
         let (rc, aa) = chaos(snap, q, &mut w);
+        if rc == rcode::REFUSED
+            && let Some(o) = opt.as_mut()
+        {
+            o.ede = Some(EDE_NOT_SUPPORTED);
+        }
         return done(w, rc, aa, Kind::Chaos, opt);
     }
     if q.qclass != class::IN {
+        if let Some(o) = opt.as_mut() {
+            o.ede = Some(if q.qclass == class::ANY {
+                EDE_NOT_AUTHORITATIVE
+            } else {
+                EDE_NOT_SUPPORTED
+            });
+        }
         return done(w, rcode::REFUSED, false, Kind::Refused, opt);
     }
     let qlc = q.qname_lc.as_bytes();

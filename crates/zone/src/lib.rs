@@ -151,6 +151,7 @@ impl ZoneSet {
                         match any_choice(node) {
                             Some(set) => {
                                 w.push_rrset(Section::Answer, out_owner, set);
+                                collect_targets(set, zone_idx, &mut extra, &mut nextra);
                             }
                             None => {
                                 zone.nodata(w);
