@@ -9,6 +9,8 @@
 
 mod geo;
 mod handler;
+#[cfg(target_os = "linux")]
+mod mmsg;
 mod net;
 mod rrl;
 mod snapshot;

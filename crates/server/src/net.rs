@@ -182,10 +182,99 @@ pub fn spawn_udp_workers(shared: &Arc<Shared>, sockets: Vec<UdpSocket>) -> Vec<J
         .collect()
 }
 
+/// Per-worker state of the UDP path.
+pub(crate) struct UdpWorker<'a> {
+    pub shared: &'a Shared,
+    pub worker: usize,
+    stats: Arc<crate::stats::WorkerStats>,
+    rrl: Option<crate::rrl::Rrl>,
+    logged: u64,
+}
+
+impl<'a> UdpWorker<'a> {
+    pub(crate) fn new(shared: &'a Shared, worker: usize) -> Self {
+        UdpWorker {
+            shared,
+            worker,
+            stats: shared.stats.udp(worker),
+            rrl: shared.rrl.map(crate::rrl::Rrl::new),
+            logged: 0,
+        }
+    }
+
+    /// Answer one datagram into `out`; returns the length to send, if any.
+    #[inline]
+    pub(crate) fn process(
+        &mut self,
+        packet: &[u8],
+        src: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        let shared = self.shared;
+        let handled = {
+            let snap = shared.snapshot.load();
+            let table = shared.health.load();
+            let up: &[bool] = if table.layout == snap.health_layout {
+                &table.up
+            } else {
+                &[]
+            };
+            let h = handle_with_health(&snap, up, packet, src.ip(), Transport::Udp, out);
+            if let Some(g) = h.as_ref().and_then(|h| h.geo.as_ref())
+                && let Some(geo) = snap.geo.as_ref()
+            {
+                geo.count(self.worker, g);
+            }
+            h
+        };
+        self.stats.record(handled.as_ref());
+        let every = shared.query_log_every.load(Ordering::Relaxed);
+        if every > 0 {
+            self.logged = self.logged.wrapping_add(1);
+            if self.logged.is_multiple_of(every) {
+                log_query(
+                    packet,
+                    src,
+                    Transport::Udp,
+                    handled.as_ref(),
+                    &shared.snapshot.load(),
+                );
+            }
+        }
+        let h = handled?;
+        let mut len = h.len;
+        if let Some(r) = self.rrl.as_mut() {
+            match r.check(src.ip(), &out[..len]) {
+                crate::rrl::Verdict::Send => {}
+                crate::rrl::Verdict::Drop => {
+                    self.stats.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                crate::rrl::Verdict::Slip => {
+                    self.stats.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+                    len = crate::rrl::slip(out, len);
+                }
+            }
+        }
+        Some(len)
+    }
+}
+
 fn udp_loop(shared: &Shared, sock: &UdpSocket, worker: usize) {
-    let stats = shared.stats.udp(worker);
-    let mut rrl = shared.rrl.map(crate::rrl::Rrl::new);
-    let mut logged = 0u64;
+    #[cfg(target_os = "linux")]
+    {
+        crate::mmsg::udp_loop_mmsg(shared, sock, worker);
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        udp_loop_simple(shared, sock, worker);
+    }
+}
+
+/// One `recv_from` / `send_to` per query (portable fallback).
+#[allow(dead_code)]
+pub(crate) fn udp_loop_simple(shared: &Shared, sock: &UdpSocket, worker: usize) {
+    let mut w = UdpWorker::new(shared, worker);
     let mut buf = vec![0u8; 65_535];
     let mut out: Vec<u8> = Vec::with_capacity(65_535);
     while !shared.stopping.load(Ordering::Relaxed) {
@@ -206,52 +295,9 @@ fn udp_loop(shared: &Shared, sock: &UdpSocket, worker: usize) {
                 continue;
             }
         };
-        let handled = {
-            let snap = shared.snapshot.load();
-            let table = shared.health.load();
-            let up: &[bool] = if table.layout == snap.health_layout {
-                &table.up
-            } else {
-                &[]
-            };
-            let h = handle_with_health(&snap, up, &buf[..n], src.ip(), Transport::Udp, &mut out);
-            if let Some(g) = h.as_ref().and_then(|h| h.geo.as_ref())
-                && let Some(geo) = snap.geo.as_ref()
-            {
-                geo.count(worker, g);
-            }
-            h
-        };
-        stats.record(handled.as_ref());
-        let every = shared.query_log_every.load(Ordering::Relaxed);
-        if every > 0 {
-            logged = logged.wrapping_add(1);
-            if logged.is_multiple_of(every) {
-                log_query(
-                    &buf[..n],
-                    src,
-                    Transport::Udp,
-                    handled.as_ref(),
-                    &shared.snapshot.load(),
-                );
-            }
-        }
-        let Some(h) = handled else { continue };
-        let mut len = h.len;
-        if let Some(r) = rrl.as_mut() {
-            match r.check(src.ip(), &out[..len]) {
-                crate::rrl::Verdict::Send => {}
-                crate::rrl::Verdict::Drop => {
-                    stats.rrl_dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                crate::rrl::Verdict::Slip => {
-                    stats.rrl_slipped.fetch_add(1, Ordering::Relaxed);
-                    len = crate::rrl::slip(&mut out, len);
-                }
-            }
-        }
-        if let Err(e) = sock.send_to(&out[..len], src) {
+        if let Some(len) = w.process(&buf[..n], src, &mut out)
+            && let Err(e) = sock.send_to(&out[..len], src)
+        {
             tracing::debug!(error = %e, %src, "udp send error");
         }
     }
