@@ -543,3 +543,16 @@ pub fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Dura
     }
     None
 }
+
+/// A TCP connection to `to` from a chosen loopback source address
+/// (e.g. "127.0.0.2"), to test per-client limits and ACLs.
+pub fn tcp_from(src: &str, to: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let src: SocketAddr = format!("{src}:0").parse().unwrap();
+    s.bind(&src.into()).unwrap();
+    s.connect(&to.into()).unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}

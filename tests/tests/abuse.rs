@@ -8,17 +8,6 @@ use std::time::{Duration, Instant};
 
 use popdns_tests::*;
 
-fn tcp_from(src: &str, to: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let src: SocketAddr = format!("{src}:0").parse().unwrap();
-    s.bind(&src.into()).unwrap();
-    s.connect(&to.into()).unwrap();
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
-}
-
 fn works(c: &mut TcpStream) -> bool {
     let q = query_msg("www.cdn.example.", RecordType::A, false)
         .to_vec()

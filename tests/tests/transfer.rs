@@ -3,7 +3,7 @@
 //! picks up a new serial through NOTIFY.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -189,7 +189,7 @@ fn axfr_is_multi_message_and_refused_to_others() {
     // 100,000 records, plus the closing SOA.
     assert_eq!(records, 100_001);
     // From 127.0.0.2 (not in allow_transfer): REFUSED.
-    let sock = socket2_tcp_from("127.0.0.2", s.addr);
+    let sock = tcp_from("127.0.0.2", s.addr);
     let mut c = sock;
     tcp_send(&mut c, &q);
     let m = Message::from_vec(&tcp_recv(&mut c).unwrap()).unwrap();
@@ -197,16 +197,4 @@ fn axfr_is_multi_message_and_refused_to_others() {
     // Over UDP: always REFUSED.
     let m = s.udp_msg(&query_msg("big.example.", RecordType::AXFR, false));
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
-}
-
-/// A TCP connection from a chosen loopback source address.
-fn socket2_tcp_from(src: &str, to: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let src: SocketAddr = format!("{src}:0").parse().unwrap();
-    s.bind(&src.into()).unwrap();
-    s.connect(&to.into()).unwrap();
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
 }

@@ -182,6 +182,17 @@ pub fn spawn_udp_workers(shared: &Arc<Shared>, sockets: Vec<UdpSocket>) -> Vec<J
         .collect()
 }
 
+/// The health flags to route with: the table's when it describes the
+/// snapshot's PoP list, else none (every PoP counts as up).
+#[inline]
+fn health_up<'t>(snap: &Snapshot, table: &'t HealthTable) -> &'t [bool] {
+    if table.layout == snap.health_layout {
+        &table.up
+    } else {
+        &[]
+    }
+}
+
 /// Per-worker state of the UDP path.
 pub(crate) struct UdpWorker<'a> {
     pub shared: &'a Shared,
@@ -214,12 +225,14 @@ impl<'a> UdpWorker<'a> {
         let handled = {
             let snap = shared.snapshot.load();
             let table = shared.health.load();
-            let up: &[bool] = if table.layout == snap.health_layout {
-                &table.up
-            } else {
-                &[]
-            };
-            let h = handle_with_health(&snap, up, packet, src.ip(), Transport::Udp, out);
+            let h = handle_with_health(
+                &snap,
+                health_up(&snap, &table),
+                packet,
+                src.ip(),
+                Transport::Udp,
+                out,
+            );
             if let Some(g) = h.as_ref().and_then(|h| h.geo.as_ref())
                 && let Some(geo) = snap.geo.as_ref()
             {
@@ -460,12 +473,14 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
         let handled = {
             let snap = shared.snapshot.load();
             let table = shared.health.load();
-            let up: &[bool] = if table.layout == snap.health_layout {
-                &table.up
-            } else {
-                &[]
-            };
-            let h = handle_with_health(&snap, up, &buf[..n], peer.ip(), Transport::Tcp, &mut out);
+            let h = handle_with_health(
+                &snap,
+                health_up(&snap, &table),
+                &buf[..n],
+                peer.ip(),
+                Transport::Tcp,
+                &mut out,
+            );
             if let Some(g) = h.as_ref().and_then(|h| h.geo.as_ref())
                 && let Some(geo) = snap.geo.as_ref()
             {

@@ -137,14 +137,7 @@ impl<'b> Writer<'b> {
         let start = self.buf.len();
         let ncomp = self.ncomp;
         self.write_rr(owner, rtype, class, ttl, rdata);
-        let idx = section as usize;
-        if self.buf.len() > self.limit || self.counts[idx] == u16::MAX {
-            self.buf.truncate(start);
-            self.ncomp = ncomp;
-            return false;
-        }
-        self.counts[idx] += 1;
-        true
+        self.fits(section, start, ncomp, 1)
     }
 
     /// Records written so far in `section`.
@@ -160,11 +153,7 @@ impl<'b> Writer<'b> {
         }
         let start = self.buf.len();
         let ncomp = self.ncomp;
-        let mut n = 0u16;
-        for rdata in set.rdatas() {
-            self.write_rr(owner, set.rtype, set.class, set.ttl, rdata);
-            n += 1;
-        }
+        let n = self.write_set(owner, set);
         self.commit(section, start, ncomp, n)
     }
 
@@ -219,11 +208,21 @@ impl<'b> Writer<'b> {
         }
         let start = self.buf.len();
         let ncomp = self.ncomp;
+        let n = self.write_set(owner, set);
+        self.fits(section, start, ncomp, n)
+    }
+
+    fn write_set(&mut self, owner: &[u8], set: &RRset) -> u16 {
         let mut n = 0u16;
         for rdata in set.rdatas() {
             self.write_rr(owner, set.rtype, set.class, set.ttl, rdata);
             n += 1;
         }
+        n
+    }
+
+    /// Keep what was written since `start` if it fits, else roll it back.
+    fn fits(&mut self, section: Section, start: usize, ncomp: usize, n: u16) -> bool {
         let idx = section as usize;
         if self.buf.len() > self.limit || self.counts[idx].checked_add(n).is_none() {
             self.buf.truncate(start);
@@ -238,20 +237,18 @@ impl<'b> Writer<'b> {
         !(self.tc || (section == Section::Additional && self.additional_full))
     }
 
+    /// Like [`Writer::fits`]; an overflow sets TC (answer, authority) or
+    /// closes the additional section.
     fn commit(&mut self, section: Section, start: usize, ncomp: usize, n: u16) -> bool {
-        let idx = section as usize;
-        if self.buf.len() > self.limit || self.counts[idx].checked_add(n).is_none() {
-            self.buf.truncate(start);
-            self.ncomp = ncomp;
-            if section == Section::Additional {
-                self.additional_full = true;
-            } else {
-                self.tc = true;
-            }
-            return false;
+        if self.fits(section, start, ncomp, n) {
+            return true;
         }
-        self.counts[idx] += n;
-        true
+        if section == Section::Additional {
+            self.additional_full = true;
+        } else {
+            self.tc = true;
+        }
+        false
     }
 
     fn write_rr(&mut self, owner: &[u8], t: u16, class: u16, ttl: u32, rdata: &[u8]) {
