@@ -152,6 +152,13 @@ def main():
         for r in bad:
             L.append(f"- {r['peer']} t{r['threads']} {r['workload']} rep{r['rep']}: "
                      f"others {r.get('others_cores', 0):.2f} cores, qps {fmt(r.get('qps'))}")
+        failed = load(os.path.join(pr, "results.failed.jsonl"))
+        if failed:
+            L.append(f"Failed runs (no answers or > 5 % lost), set aside and re-run: {len(failed)}")
+            for r in failed:
+                L.append(f"- {r['peer']} t{r['threads']} {r['workload']} rep{r['rep']}: "
+                         f"qps {fmt(r.get('qps'))}, lost {fmt(r.get('lost'))} of "
+                         f"{fmt(r.get('sent'))}, others {r.get('others_cores', 0):.2f} cores")
         left = [r for r in rows if r.get("others_cores", 0) > thr]
         if left:
             L.append(f"- still contaminated after re-runs (kept, flagged ⚠): {len(left)}")

@@ -115,6 +115,11 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
                     z.file.display()
                 );
             }
+            if let Some(geo) = snap.geo.as_ref()
+                && let Some(db) = geo.geoip.as_ref()
+            {
+                println!("geoip {}", db.describe());
+            }
             println!(
                 "{}: OK ({} zones, {} PoPs, {} services)",
                 config.file.display(),
