@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use popdns_admin::{Backend, Labels, MetricsBuilder, ProbeLatency, Settings, label};
 use popdns_config::Config;
 use popdns_health::{AdminState, CheckKind, CheckSpec, Monitor, PopCheck};
-use popdns_server::{DECISIONS, Shared, Snapshot, TcpLimits};
+use popdns_server::{Shared, Snapshot, TcpLimits};
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +115,10 @@ pub struct Daemon {
     last_reload_error: Mutex<Vec<String>>,
     latency: ProbeLatency,
     probes_seen: Mutex<HashMap<String, u64>>,
-    fail_open_services: Mutex<BTreeSet<String>>,
+    /// When each PoP was last probed (seen by the periodic sampler).
+    last_probe: Mutex<HashMap<String, Instant>>,
+    last_reload_ok: Mutex<Option<SystemTime>>,
+    last_reload_failed: Mutex<Option<SystemTime>>,
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -153,6 +156,9 @@ impl Daemon {
                 if let Ok(mut l) = self.last_reload_error.lock() {
                     l.clone_from(&errors);
                 }
+                if let Ok(mut t) = self.last_reload_failed.lock() {
+                    *t = Some(SystemTime::now());
+                }
                 return Err(errors);
             }
         };
@@ -179,6 +185,9 @@ impl Daemon {
         }
         if o.server.tcp_idle_timeout != n.server.tcp_idle_timeout
             || o.server.tcp_max_connections != n.server.tcp_max_connections
+            || o.server.tcp_max_connections_per_client != n.server.tcp_max_connections_per_client
+            || o.server.tcp_max_queries_per_connection != n.server.tcp_max_queries_per_connection
+            || o.server.tcp_query_timeout != n.server.tcp_query_timeout
         {
             notes.push("server.tcp_* changed: needs restart".into());
         }
@@ -259,6 +268,9 @@ impl Daemon {
         let notify_to = config.notify.clone();
         self.shared.snapshot.store(Arc::new(snap));
         self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut t) = self.last_reload_ok.lock() {
+            *t = Some(SystemTime::now());
+        }
         if !notify_to.is_empty() && !to_notify.is_empty() {
             let shared = Arc::clone(&self.shared);
             tokio::spawn(send_notifies(shared, to_notify, notify_to));
@@ -288,23 +300,17 @@ impl Daemon {
         let Ok(mut seen) = self.probes_seen.lock() else {
             return;
         };
+        let Ok(mut last) = self.last_probe.lock() else {
+            return;
+        };
         for s in status {
             let prev = seen.insert(s.name.clone(), s.probes).unwrap_or(0);
-            if s.probes > prev
-                && let Some(l) = s.last_latency
-            {
-                self.latency.observe(&s.name, l.as_secs_f64());
+            if s.probes > prev {
+                last.insert(s.name.clone(), Instant::now());
+                if let Some(l) = s.last_latency {
+                    self.latency.observe(&s.name, l.as_secs_f64());
+                }
             }
-        }
-    }
-
-    /// Log and count fail-open transitions (checked periodically).
-    fn check_fail_open(&self) {
-        let snap = self.shared.snapshot.load();
-        let Some(geo) = snap.geo.as_ref() else { return };
-        let now: BTreeSet<String> = geo.failing_open().into_iter().collect();
-        if let Ok(mut prev) = self.fail_open_services.lock() {
-            *prev = now;
         }
     }
 }
@@ -396,7 +402,6 @@ impl Backend for Daemon {
                 .map(|&(d, n)| (vec![label("kind", d)], n))
                 .collect(),
         );
-        let _ = DECISIONS;
         if let Some(geo) = snap.geo.as_ref() {
             m.counter(
                 "popdns_geo_answers",
@@ -502,6 +507,58 @@ impl Backend for Daemon {
                 })
                 .collect(),
         );
+        m.gauge(
+            "popdns_pop_probe_up",
+            "Probe state (1 up, 0 down) before admin overrides",
+            status
+                .iter()
+                .map(|s| {
+                    (
+                        vec![label("pop", s.name.clone())],
+                        f64::from(u8::from(s.probe_up)),
+                    )
+                })
+                .collect(),
+        );
+        m.gauge(
+            "popdns_pop_admin_state",
+            "Admin override of each PoP: 1 for the state in force (auto, up or down)",
+            status
+                .iter()
+                .flat_map(|s| {
+                    ["auto", "up", "down"].into_iter().map(move |st| {
+                        let on = matches!(
+                            (st, s.admin),
+                            ("auto", AdminState::Auto)
+                                | ("up", AdminState::Up)
+                                | ("down", AdminState::Down)
+                        );
+                        (
+                            vec![label("pop", s.name.clone()), label("state", st)],
+                            f64::from(u8::from(on)),
+                        )
+                    })
+                })
+                .collect(),
+        );
+        if let Ok(last) = self.last_probe.lock() {
+            m.gauge(
+                "popdns_probe_age_seconds",
+                "Seconds since each PoP was last probed (PoPs with checks only)",
+                status
+                    .iter()
+                    .filter(|s| s.check != "none")
+                    .filter_map(|s| {
+                        last.get(&s.name).map(|t| {
+                            (
+                                vec![label("pop", s.name.clone())],
+                                t.elapsed().as_secs_f64(),
+                            )
+                        })
+                    })
+                    .collect(),
+            );
+        }
         m.counter(
             "popdns_pop_transitions",
             "Effective PoP state changes",
@@ -538,6 +595,17 @@ impl Backend for Daemon {
             "popdns_reload_failures",
             "Rejected reloads (the previous snapshot kept serving)",
             vec![(vec![], self.reload_failures.load(Ordering::Relaxed))],
+        );
+        let ts = |t: &Mutex<Option<SystemTime>>| t.lock().ok().and_then(|t| *t).map_or(0.0, unix);
+        m.gauge(
+            "popdns_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful reload (0: none since start)",
+            vec![(vec![], ts(&self.last_reload_ok))],
+        );
+        m.gauge(
+            "popdns_last_reload_failure_timestamp_seconds",
+            "Unix time of the last rejected reload (0: none since start)",
+            vec![(vec![], ts(&self.last_reload_failed))],
         );
         m.gauge(
             "popdns_snapshot_generation",
@@ -887,7 +955,9 @@ async fn serve(
         last_reload_error: Mutex::new(Vec::new()),
         latency: ProbeLatency::default(),
         probes_seen: Mutex::new(HashMap::new()),
-        fail_open_services: Mutex::new(BTreeSet::new()),
+        last_probe: Mutex::new(HashMap::new()),
+        last_reload_ok: Mutex::new(None),
+        last_reload_failed: Mutex::new(None),
     });
     if let Some(l) = admin_listener {
         let backend: Arc<dyn Backend> = daemon.clone();
@@ -908,7 +978,6 @@ async fn serve(
             loop {
                 tick.tick().await;
                 d.sample_probes();
-                d.check_fail_open();
             }
         });
     }
