@@ -1,12 +1,11 @@
 //! Pre-encoded resource record sets.
 
-/// An RRset in wire form: owner, type, class IN, TTL and every RDATA,
-/// stored as `[u16 length][bytes]` entries, names inside RDATA uncompressed
-/// and in the case of the zone file.
+/// An RRset in wire form: type, class, TTL and every RDATA, stored as
+/// `[u16 length][bytes]` entries, names inside RDATA uncompressed and in the
+/// case of the zone file. The owner is kept by whoever holds the set (a zone
+/// node), so a name is stored once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RRset {
-    /// Owner name in wire form, as written in the zone file (case kept).
-    pub owner: Box<[u8]>,
     pub rtype: u16,
     pub class: u16,
     pub ttl: u32,
@@ -42,7 +41,7 @@ impl RRset {
 
     /// Approximate heap size, for memory accounting.
     pub fn heap_size(&self) -> usize {
-        self.owner.len() + self.rdata.len()
+        self.rdata.len()
     }
 }
 
@@ -66,7 +65,6 @@ impl<'a> Iterator for RdataIter<'a> {
 /// Builds an [`RRset`] record by record (load time only).
 #[derive(Debug)]
 pub struct RRsetBuilder {
-    owner: Box<[u8]>,
     rtype: u16,
     class: u16,
     ttl: u32,
@@ -75,9 +73,8 @@ pub struct RRsetBuilder {
 }
 
 impl RRsetBuilder {
-    pub fn new(owner: &[u8], rtype: u16, class: u16, ttl: u32) -> Self {
+    pub fn new(rtype: u16, class: u16, ttl: u32) -> Self {
         RRsetBuilder {
-            owner: owner.into(),
             rtype,
             class,
             ttl,
@@ -117,7 +114,6 @@ impl RRsetBuilder {
 
     pub fn build(self) -> RRset {
         RRset {
-            owner: self.owner,
             rtype: self.rtype,
             class: self.class,
             ttl: self.ttl,

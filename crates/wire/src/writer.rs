@@ -431,11 +431,11 @@ mod tests {
         let q = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x00\x00\x01\x00\x01";
         let mut buf = Vec::new();
         let mut w = Writer::new(&mut buf, q, Some(q.len()), 1, 0, true, false, 512, 0);
-        let mut b = RRsetBuilder::new(b"\x03www\x07example\x00", 1, 1, 300);
+        let mut b = RRsetBuilder::new(1, 1, 300);
         b.push(&[192, 0, 2, 1]);
         b.push(&[192, 0, 2, 2]);
         assert!(w.push_rrset(Section::Answer, b"\x03WWW\x07EXAMPLE\x00", &b.build()));
-        let mut ns = RRsetBuilder::new(b"\x07example\x00", rtype::NS, 1, 300);
+        let mut ns = RRsetBuilder::new(rtype::NS, 1, 300);
         ns.push(b"\x02ns\x07example\x00");
         assert!(w.push_rrset(Section::Authority, b"\x07example\x00", &ns.build()));
         let len = w.finish(0, true, None);
@@ -452,7 +452,7 @@ mod tests {
         let q = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01t\x00\x00\x10\x00\x01";
         let mut buf = Vec::new();
         let mut w = Writer::new(&mut buf, q, Some(q.len()), 1, 0, false, false, 512, 0);
-        let mut b = RRsetBuilder::new(b"\x01t\x00", rtype::TXT, 1, 300);
+        let mut b = RRsetBuilder::new(rtype::TXT, 1, 300);
         for i in 0..3u8 {
             let mut rd = vec![200u8];
             rd.extend(std::iter::repeat_n(b'a' + i, 200));

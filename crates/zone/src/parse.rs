@@ -9,7 +9,9 @@
 //! (`TYPEnnn`, `\# len hex`) is decoded here.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::sync::Arc;
 
 use hickory_proto::rr::{RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
@@ -25,7 +27,8 @@ pub struct RawRecord {
     pub rtype: u16,
     pub ttl: u32,
     pub rdata: Vec<u8>,
-    pub file: PathBuf,
+    /// Shared by every record of a file (no allocation per record).
+    pub file: Arc<Path>,
     pub line: usize,
 }
 
@@ -215,7 +218,7 @@ struct Pending {
     ttl: u32,
     rdata_text: String,
     origin: Vec<u8>,
-    file: PathBuf,
+    file: Arc<Path>,
     line: usize,
 }
 
@@ -303,12 +306,13 @@ impl Reader<'_> {
 
     fn read_text(&mut self, path: &Path, text: &str) {
         let entries = split_entries(text, path, self.errors);
+        let file: Arc<Path> = Arc::from(path);
         for e in entries {
-            self.entry(path, e);
+            self.entry(&file, e);
         }
     }
 
-    fn entry(&mut self, file: &Path, e: Entry) {
+    fn entry(&mut self, file: &Arc<Path>, e: Entry) {
         let line = e.line;
         let first = &e.toks[0].text;
         if !e.blank_owner && first.starts_with('$') {
@@ -470,7 +474,7 @@ impl Reader<'_> {
                     rtype: rtype_num,
                     ttl,
                     rdata,
-                    file: file.to_path_buf(),
+                    file: Arc::clone(file),
                     line,
                 }),
                 Err(m) => self.err(file, line, m),
@@ -479,6 +483,19 @@ impl Reader<'_> {
         }
         if generic_type.is_some() && matches!(RecordType::from(rtype_num), RecordType::Unknown(_)) {
             self.err(file, line, format!("{rtype_text} needs RFC 3597 \\# RDATA"));
+            return;
+        }
+        // Common types are encoded here; the rest (and anything this fast
+        // path does not accept) goes through hickory's parser.
+        if let Some(rdata) = fast_rdata(rtype_num, rd_toks, self.origin.as_deref()) {
+            self.records.push(RawRecord {
+                owner,
+                rtype: rtype_num,
+                ttl,
+                rdata,
+                file: Arc::clone(file),
+                line,
+            });
             return;
         }
         let rdata_text = rd_toks
@@ -492,7 +509,7 @@ impl Reader<'_> {
             ttl,
             rdata_text,
             origin,
-            file: file.to_path_buf(),
+            file: Arc::clone(file),
             line,
         });
         if self.pending.len() >= BATCH {
@@ -519,6 +536,104 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// Encode the RDATA of A, AAAA, NS, CNAME, PTR, MX, SRV, TXT and SOA
+/// directly. `None`: not one of those, or not in the simple form this
+/// accepts (the caller then asks hickory, which also gives the error).
+fn fast_rdata(t: u16, toks: &[Tok], origin: Option<&[u8]>) -> Option<Vec<u8>> {
+    use popdns_wire::rtype;
+    let name = |tok: &Tok| -> Option<Vec<u8>> {
+        if tok.quoted {
+            return None;
+        }
+        resolve_name(&tok.text, origin).ok()
+    };
+    let num = |tok: &Tok| -> Option<u32> {
+        if tok.quoted {
+            return None;
+        }
+        tok.text.parse::<u32>().ok()
+    };
+    match (t, toks) {
+        (rtype::A, [a]) if !a.quoted => {
+            a.text.parse::<Ipv4Addr>().ok().map(|a| a.octets().to_vec())
+        }
+        (rtype::AAAA, [a]) if !a.quoted => {
+            a.text.parse::<Ipv6Addr>().ok().map(|a| a.octets().to_vec())
+        }
+        (rtype::NS | rtype::CNAME | rtype::PTR, [n]) => name(n),
+        (rtype::MX, [p, n]) => {
+            let p = u16::try_from(num(p)?).ok()?;
+            let mut v = p.to_be_bytes().to_vec();
+            v.extend_from_slice(&name(n)?);
+            Some(v)
+        }
+        (rtype::SRV, [p, w, port, n]) => {
+            let mut v = Vec::with_capacity(32);
+            for x in [p, w, port] {
+                v.extend_from_slice(&u16::try_from(num(x)?).ok()?.to_be_bytes());
+            }
+            v.extend_from_slice(&name(n)?);
+            Some(v)
+        }
+        (rtype::SOA, [m, r, serial, rest @ ..]) if rest.len() == 4 => {
+            let mut v = name(m)?;
+            v.extend_from_slice(&name(r)?);
+            v.extend_from_slice(&num(serial)?.to_be_bytes());
+            for x in rest {
+                if x.quoted {
+                    return None;
+                }
+                v.extend_from_slice(&parse_ttl(&x.text)?.to_be_bytes());
+            }
+            Some(v)
+        }
+        (rtype::TXT, toks) if !toks.is_empty() => {
+            let mut v = Vec::new();
+            for tok in toks {
+                let raw = if tok.quoted {
+                    tok.text.strip_prefix('"')?.strip_suffix('"')?
+                } else {
+                    tok.text.as_str()
+                };
+                let s = unescape(raw)?;
+                if s.len() > 255 {
+                    return None;
+                }
+                v.push(s.len() as u8);
+                v.extend_from_slice(&s);
+            }
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+/// RFC 1035 §5.1 escapes: `\X` and `\DDD`.
+fn unescape(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let d = b.get(i + 1..i + 4);
+            if let Some(d) = d.filter(|d| d.iter().all(u8::is_ascii_digit)) {
+                let v = u32::from(d[0] - b'0') * 100
+                    + u32::from(d[1] - b'0') * 10
+                    + u32::from(d[2] - b'0');
+                out.push(u8::try_from(v).ok()?);
+                i += 4;
+            } else {
+                out.push(*b.get(i + 1)?);
+                i += 2;
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }
 
 /// Types refused at load time, with the reason.
@@ -614,7 +729,7 @@ fn parse_batch(batch: &[Pending]) -> Result<Vec<RawRecord>, String> {
                 rtype,
                 ttl: rec.ttl,
                 rdata,
-                file: p.file.clone(),
+                file: Arc::clone(&p.file),
                 line: p.line,
             });
         }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use popdns_wire::{RRset, RRsetBuilder, Section, Writer, label_offsets, rtype};
+use popdns_wire::{NameBuf, RRset, RRsetBuilder, Section, Writer, label_offsets, rtype};
 use rustc_hash::FxHashMap;
 
 use crate::ZoneError;
@@ -33,13 +33,68 @@ impl Node {
     }
 }
 
+/// Hash index of node names: node ids only, hashed on the lowercase name
+/// and compared case-insensitively with the node's own name, so a name is
+/// stored once.
+#[derive(Default)]
+struct Index {
+    table: hashbrown::HashTable<u32>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Index({} names)", self.table.len())
+    }
+}
+
+/// Hash of a lowercase wire name.
+#[inline]
+fn name_hash(lc: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(lc);
+    h.finish()
+}
+
+/// Hash of a wire name in any case (lowercased on the way).
+fn name_hash_any(name: &[u8]) -> u64 {
+    let mut b = NameBuf::new();
+    b.set(name);
+    b.make_lowercase();
+    name_hash(b.as_bytes())
+}
+
+impl Index {
+    fn get(&self, names: &[Box<[u8]>], lc: &[u8]) -> Option<u32> {
+        self.table
+            .find(name_hash(lc), |&i| {
+                names[i as usize].eq_ignore_ascii_case(lc)
+            })
+            .copied()
+    }
+
+    #[inline]
+    fn get_nodes(&self, nodes: &[Node], lc: &[u8]) -> Option<u32> {
+        self.table
+            .find(name_hash(lc), |&i| {
+                nodes[i as usize].name.eq_ignore_ascii_case(lc)
+            })
+            .copied()
+    }
+
+    fn insert(&mut self, names: &[Box<[u8]>], lc: &[u8], id: u32) {
+        self.table
+            .insert_unique(name_hash(lc), id, |&i| name_hash_any(&names[i as usize]));
+    }
+}
+
 /// An authoritative zone, immutable once built.
 #[derive(Debug)]
 pub struct Zone {
     /// Origin in lowercase wire form.
     pub origin: Box<[u8]>,
     origin_labels: usize,
-    nodes: FxHashMap<Box<[u8]>, u32>,
+    index: Index,
     store: Vec<Node>,
     apex: u32,
     pub(crate) neg_soa: RRset,
@@ -105,26 +160,26 @@ impl Zone {
     ) -> Result<Zone, Vec<ZoneError>> {
         let origin_lc = lower(origin);
         let mut errors = Vec::new();
-        let mut nodes: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
-        let mut names: Vec<Box<[u8]>> = Vec::new();
-        let mut sets: Vec<Vec<RRsetBuilder>> = Vec::new();
+        let mut index = Index::default();
+        let mut names: Vec<Box<[u8]>> = Vec::with_capacity(records.len());
+        let mut sets: Vec<Vec<RRsetBuilder>> = Vec::with_capacity(records.len());
         let mut soa_count = 0;
         let nrecords = records.len();
-        let digest = {
-            use std::hash::{Hash, Hasher};
-            let mut keys: Vec<(Vec<u8>, u16, u32, &[u8])> = records
-                .iter()
-                .map(|r| (lower(&r.owner), r.rtype, r.ttl, r.rdata.as_slice()))
-                .collect();
-            keys.sort_unstable();
-            let mut h = rustc_hash::FxHasher::default();
-            keys.hash(&mut h);
-            h.finish()
-        };
-        let mut first_line: FxHashMap<(u32, u16), usize> = FxHashMap::default();
+        // Order-independent content hash (sum of per-record hashes).
+        let mut digest = 0u64;
+        let mut cname_line: FxHashMap<u32, usize> = FxHashMap::default();
+        let mut lc = NameBuf::new();
         for r in records {
-            let lc = lower(&r.owner);
-            if !is_subdomain(&lc, &origin_lc) {
+            lc.set(&r.owner);
+            lc.make_lowercase();
+            let lcb = lc.as_bytes();
+            {
+                use std::hash::{Hash, Hasher};
+                let mut h = rustc_hash::FxHasher::default();
+                (lcb, r.rtype, r.ttl, r.rdata.as_slice()).hash(&mut h);
+                digest = digest.wrapping_add(h.finish());
+            }
+            if !is_subdomain(lcb, &origin_lc) {
                 errors.push(ZoneError::at(
                     &r.file,
                     r.line,
@@ -137,7 +192,7 @@ impl Zone {
                 continue;
             }
             if r.rtype == rtype::SOA {
-                if lc != origin_lc {
+                if lcb != origin_lc.as_slice() {
                     errors.push(ZoneError::at(
                         &r.file,
                         r.line,
@@ -151,12 +206,19 @@ impl Zone {
                     continue;
                 }
             }
-            let id = *nodes.entry(lc.into_boxed_slice()).or_insert_with(|| {
-                names.push(r.owner.clone().into_boxed_slice());
-                sets.push(Vec::new());
-                (names.len() - 1) as u32
-            });
-            first_line.entry((id, r.rtype)).or_insert(r.line);
+            let id = match index.get(&names, lcb) {
+                Some(id) => id,
+                None => {
+                    let id = names.len() as u32;
+                    names.push(r.owner.into_boxed_slice());
+                    sets.push(Vec::with_capacity(1));
+                    index.insert(&names, lcb, id);
+                    id
+                }
+            };
+            if r.rtype == rtype::CNAME {
+                cname_line.entry(id).or_insert(r.line);
+            }
             let node_sets = &mut sets[id as usize];
             match node_sets.iter_mut().find(|b| b.rtype() == r.rtype) {
                 Some(b) => {
@@ -164,32 +226,26 @@ impl Zone {
                     b.push(&r.rdata);
                 }
                 None => {
-                    let mut b = RRsetBuilder::new(&names[id as usize], r.rtype, 1, r.ttl);
+                    let mut b = RRsetBuilder::new(r.rtype, 1, r.ttl);
                     b.push(&r.rdata);
                     node_sets.push(b);
                 }
             }
         }
         // CNAME and other data (RFC 1034 §3.6.2, RFC 2181 §10.1).
-        for (id, node_sets) in sets.iter().enumerate() {
-            if node_sets.iter().any(|b| b.rtype() == rtype::CNAME) {
-                let line = first_line
-                    .get(&(id as u32, rtype::CNAME))
-                    .copied()
-                    .unwrap_or(0);
-                if node_sets.len() > 1 {
-                    errors.push(ZoneError::at(
-                        &file,
-                        line,
-                        format!(
-                            "{} has a CNAME and other data",
-                            popdns_wire::name_to_text(&names[id])
-                        ),
-                    ));
-                }
+        for (&id, &line) in &cname_line {
+            if sets[id as usize].len() > 1 {
+                errors.push(ZoneError::at(
+                    &file,
+                    line,
+                    format!(
+                        "{} has a CNAME and other data",
+                        popdns_wire::name_to_text(&names[id as usize])
+                    ),
+                ));
             }
         }
-        let Some(&apex) = nodes.get(origin_lc.as_slice()) else {
+        let Some(apex) = index.get(&names, &origin_lc) else {
             errors.push(ZoneError::at(
                 &file,
                 0,
@@ -209,28 +265,33 @@ impl Zone {
         }
         // Extra (service) names.
         for e in extra {
-            let lc = lower(e);
-            if is_subdomain(&lc, &origin_lc) && !nodes.contains_key(lc.as_slice()) {
+            let elc = lower(e);
+            if is_subdomain(&elc, &origin_lc) && index.get(&names, &elc).is_none() {
+                let id = names.len() as u32;
                 names.push((*e).into());
                 sets.push(Vec::new());
-                nodes.insert(lc.into_boxed_slice(), (names.len() - 1) as u32);
+                index.insert(&names, &elc, id);
             }
         }
         // Empty non-terminals: every ancestor up to the origin exists.
         let origin_len = origin_lc.len();
-        let existing: Vec<Box<[u8]>> = names.clone();
-        for n in existing {
-            let lc = lower(&n);
+        let count = names.len();
+        for i in 0..count {
+            lc.set(&names[i]);
+            lc.make_lowercase();
+            let n = lc.as_bytes().len();
             let mut off = 0usize;
-            while lc.len() - off > origin_len {
-                off += 1 + lc[off] as usize;
-                let anc = &lc[off..];
-                if nodes.contains_key(anc) {
+            while n - off > origin_len {
+                off += 1 + lc.as_bytes()[off] as usize;
+                let anc = &lc.as_bytes()[off..];
+                if index.get(&names, anc).is_some() {
                     break;
                 }
-                names.push(n[off..].into());
+                let id = names.len() as u32;
+                let name: Box<[u8]> = names[i][off..].into();
+                names.push(name);
                 sets.push(Vec::new());
-                nodes.insert(anc.into(), (names.len() - 1) as u32);
+                index.insert(&names, anc, id);
             }
         }
         // Nodes.
@@ -249,11 +310,12 @@ impl Zone {
             })
             .collect();
         // Zone cuts and wildcards.
-        let keys: Vec<(Box<[u8]>, u32)> = nodes.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        for (k, id) in &keys {
-            if *id != apex && k.first() == Some(&1) && k.get(1) == Some(&b'*') {
-                let parent = &k[2..];
-                if let Some(&p) = nodes.get(parent) {
+        for id in 0..store.len() {
+            lc.set(&store[id].name);
+            lc.make_lowercase();
+            let k = lc.as_bytes();
+            if id as u32 != apex && k.first() == Some(&1) && k.get(1) == Some(&b'*') {
+                if let Some(p) = index.get_nodes(&store, &k[2..]) {
                     store[p as usize].wildcard = true;
                 }
             }
@@ -261,14 +323,14 @@ impl Zone {
             let mut off = 0usize;
             let mut cut = NONE;
             while k.len() - off > origin_len {
-                if let Some(&a) = nodes.get(&k[off..])
+                if let Some(a) = index.get_nodes(&store, &k[off..])
                     && store[a as usize].get(rtype::NS).is_some()
                 {
                     cut = a;
                 }
                 off += 1 + k[off] as usize;
             }
-            store[*id as usize].cut = cut;
+            store[id].cut = cut;
         }
         let soa = store[apex as usize]
             .get(rtype::SOA)
@@ -286,10 +348,11 @@ impl Zone {
         };
         // RFC 2308 §5: negative TTL = min(SOA TTL, SOA MINIMUM).
         let neg_soa = soa.with_ttl(soa.ttl.min(minimum));
+        store.shrink_to_fit();
         Ok(Zone {
             origin_labels: count_labels(&origin_lc),
             origin: origin_lc.into_boxed_slice(),
-            nodes,
+            index,
             store,
             apex,
             neg_soa,
@@ -312,7 +375,9 @@ impl Zone {
 
     /// The node at exactly `lc` (lowercase wire), if any.
     pub fn node(&self, lc: &[u8]) -> Option<&Node> {
-        self.nodes.get(lc).map(|&i| &self.store[i as usize])
+        self.index
+            .get_nodes(&self.store, lc)
+            .map(|i| &self.store[i as usize])
     }
 
     /// Every node (for inspection and transfers).
@@ -332,7 +397,7 @@ impl Zone {
             } else {
                 &lc[o as usize..]
             };
-            if let Some(&id) = self.nodes.get(key) {
+            if let Some(id) = self.index.get_nodes(&self.store, key) {
                 found = Some((i, id));
                 break;
             }
@@ -357,7 +422,7 @@ impl Zone {
             key[0] = 1;
             key[1] = b'*';
             key[2..len].copy_from_slice(&lc[offs[i] as usize..]);
-            if let Some(&w) = self.nodes.get(&key[..len]) {
+            if let Some(w) = self.index.get_nodes(&self.store, &key[..len]) {
                 return Resolved::Found(&self.store[w as usize], true);
             }
         }
