@@ -267,6 +267,8 @@ impl Daemon {
         self.shared.query_log_every.store(every, Ordering::Relaxed);
         let notify_to = config.notify.clone();
         self.shared.snapshot.store(Arc::new(snap));
+        drop(old);
+        popdns_server::release_memory();
         self.reloads_ok.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut t) = self.last_reload_ok.lock() {
             *t = Some(SystemTime::now());
@@ -921,6 +923,7 @@ async fn serve(
         table_size: config.rrl.table_size,
     });
     let shared = Shared::with_rrl(snap, monitor.table(), udp_sockets, rrl);
+    popdns_server::release_memory();
     shared
         .query_log_every
         .store(query_log_every(&config), Ordering::Relaxed);

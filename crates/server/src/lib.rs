@@ -26,3 +26,13 @@ pub use rrl::{Rrl, RrlConfig, Verdict};
 pub use snapshot::{Snapshot, build};
 pub use stats::{DECISIONS, QTYPES, RCODES, Stats, Totals, WorkerStats};
 pub use xfr::{allowed, axfr_messages, notify_message};
+
+/// Give memory freed by a load back to the operating system (glibc keeps
+/// freed heap otherwise: a 1M-name zone load leaves ~100 MB behind).
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -314,10 +314,12 @@ impl Zone {
             lc.set(&store[id].name);
             lc.make_lowercase();
             let k = lc.as_bytes();
-            if id as u32 != apex && k.first() == Some(&1) && k.get(1) == Some(&b'*') {
-                if let Some(p) = index.get_nodes(&store, &k[2..]) {
-                    store[p as usize].wildcard = true;
-                }
+            if id as u32 != apex
+                && k.first() == Some(&1)
+                && k.get(1) == Some(&b'*')
+                && let Some(p) = index.get_nodes(&store, &k[2..])
+            {
+                store[p as usize].wildcard = true;
             }
             // Topmost cut at or above this node, below the apex.
             let mut off = 0usize;
