@@ -110,6 +110,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
             let mut n = NameBuf::new();
             if let Ok(end) = parse_name(packet, 12, &mut n)
                 && end + 4 <= packet.len()
+                && end - 12 == n.as_bytes().len()
             {
                 fe.question_end = Some(end + 4);
             }
@@ -121,9 +122,9 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
     }
     let mut qname = NameBuf::new();
     let qend = match parse_name(packet, 12, &mut qname) {
-        // A compression pointer in the question can only point into the
-        // header: parse_name rejects it (pointers must go backwards from 12).
-        Ok(e) if e + 4 <= packet.len() => e,
+        // No compression pointer in the question: it could only point into
+        // the header, and the question is echoed byte for byte.
+        Ok(e) if e + 4 <= packet.len() && e - 12 == qname.as_bytes().len() => e,
         _ => return Err(ParseError::FormErr(fe)),
     };
     let qtype = u16::from_be_bytes([packet[qend], packet[qend + 1]]);
@@ -349,6 +350,22 @@ mod tests {
                 Err(ParseError::FormErr(f)) => assert!(f.edns.is_some(), "{bad:?}"),
                 _ => panic!("accepted {bad:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn pointer_in_question_is_formerr() {
+        // Found by fuzzing: the question is a pointer into the header.
+        let p = [0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x02, 0, 1, 0, 1];
+        match parse_query(&p) {
+            Err(ParseError::FormErr(f)) => assert_eq!(f.question_end, None),
+            _ => panic!("accepted a compressed question"),
+        }
+        let mut p = p;
+        p[2] = 0x28; // opcode 5 (UPDATE): NOTIMP must not echo it either
+        match parse_query(&p) {
+            Err(ParseError::FormErr(f)) => assert!(f.notimp && f.question_end.is_none()),
+            _ => panic!(),
         }
     }
 
