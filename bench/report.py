@@ -41,7 +41,8 @@ def fmt(x, nd=0):
 def group(rows, thr):
     g = {}
     for r in rows:
-        if r.get("qps") is None:
+        # failed runs (no answers, > 5 % lost) are listed separately, never in the medians
+        if not r.get("qps") or not r.get("sent") or (r.get("lost") or 0) > 0.05 * r["sent"]:
             continue
         g.setdefault((r["peer"], r.get("threads", "1"), r["workload"]), []).append(r)
     out = {}
@@ -101,8 +102,10 @@ def ratio_table(g, base, others, threads, workloads, lines):
                 a, b = g.get((base, t, w)), g.get((p, t, w))
                 if not a or not b:
                     continue
+                warn = " ⚠ contaminated runs only: not a result" \
+                    if a["only_contaminated"] or b["only_contaminated"] else ""
                 lines.append(
-                    f"| popdns / {p} | {t} | {w} | {a['qps'] / b['qps']:.2f} | "
+                    f"| popdns / {p} | {t} | {w}{warn} | {a['qps'] / b['qps']:.2f} | "
                     f"{a['us'] / b['us']:.2f} | {a['core_us'] / b['core_us']:.2f} | "
                     f"{a['lat'] / b['lat']:.2f} |")
 
@@ -118,6 +121,11 @@ def main():
     meta = os.path.join(S, "meta.md")
     if os.path.exists(meta):
         L += open(meta).read().rstrip().splitlines() + [""]
+    phases = os.path.join(S, "phases.md")
+    if os.path.exists(phases):
+        L += ["Phases run (UTC; the figures below come from the latest run of each phase, "
+              "peers re-runs with KEEP=1 add to the earlier runs):", ""]
+        L += open(phases).read().rstrip().splitlines() + [""]
 
     # ---------------------------------------------------------------- peers
     pr = os.path.join(S, "peers-results")

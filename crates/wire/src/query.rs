@@ -356,7 +356,9 @@ mod tests {
     #[test]
     fn pointer_in_question_is_formerr() {
         // Found by fuzzing: the question is a pointer into the header.
-        let p = [0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x02, 0, 1, 0, 1];
+        let p = [
+            0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x02, 0, 1, 0, 1,
+        ];
         match parse_query(&p) {
             Err(ParseError::FormErr(f)) => assert_eq!(f.question_end, None),
             _ => panic!("accepted a compressed question"),
