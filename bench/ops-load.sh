@@ -89,3 +89,28 @@ e1=$(metric popdns_health_table_epoch)
 echo
 echo "reloads during the reload run: $((${r1%.*} - ${r0%.*})); failures: $(metric popdns_reload_failures_total)"
 echo "health table epochs during the swap run: $((${e1%.*} - ${e0%.*}))"
+
+# 3. RRL: a flood from 127.0.0.1 (unthrottled) while a well-behaved client
+#    on 127.0.1.1 sends 2,000 q/s; RRL on (20 responses/s, slip 2).
+kill $PID; wait $PID 2>/dev/null || true
+printf '\n[rrl]\nenabled = true\nresponses_per_second = 20\nslip = 2\n' >> "$WORK/popdns.toml"
+taskset -c 1 "$BIN" serve -c "$WORK/popdns.toml" > "$WORK/server2.log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do grep -q "popdns ready" "$WORK/server2.log" && break; sleep 0.1; done
+printf 'static.cdn.example A\n' > "$WORK/flood.txt"
+taskset -c 0 dnsperf -s 127.0.0.1 -p "$PORT" -a 127.0.0.1 -d "$WORK/flood.txt" -l "$DURATION" -c 8 -q 200 -t 1 > "$WORK/flood.out" 2>&1 &
+FL=$!
+taskset -c 0 dnsperf -s 127.0.0.1 -p "$PORT" -a 127.0.1.1 -d "$WORK/queries.txt" -l "$DURATION" -Q 2000 -c 4 -t 1 > "$WORK/good.out" 2>&1
+wait $FL || true
+echo
+echo "RRL under flood (DURATION=${DURATION}s):"
+echo "| client | sent q/s | answered | lost | rcodes |"
+echo "|---|---:|---:|---:|---|"
+for f in flood good; do
+    printf '| %s | %s | %s | %s | %s |\n' "$f" \
+        "$(awk '/Queries per second/ {print $4}' "$WORK/$f.out")" \
+        "$(awk '/Queries completed/ {print $3}' "$WORK/$f.out")" \
+        "$(awk '/Queries lost/ {print $3}' "$WORK/$f.out")" \
+        "$(grep "Response codes" "$WORK/$f.out" | sed 's/.*codes: *//')"
+done
+echo "popdns_rrl_responses_total: $(curl -s "http://127.0.0.1:$ADMIN/metrics" | grep '^popdns_rrl_responses_total' | tr '\n' ' ')"
