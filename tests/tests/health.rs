@@ -244,3 +244,31 @@ mod serde_json_lite {
         }
     }
 }
+
+#[test]
+fn tcp_checks_follow_a_real_listener() {
+    // fra is checked over TCP against a listener we close and reopen.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let iad = HttpBackend::start();
+    let cfg = basic_config("local_pop = \"fra\"")
+        + &format!(
+            "[health]\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"{TIMEOUT_MS}ms\"\nrise = {RISE}\nfall = {FALL}\n\
+             [[pops]]\nname = \"fra\"\nlatitude = 50.11\nlongitude = 8.68\nipv4 = [\"{FRA}\"]\n\
+             check = {{ type = \"tcp\", address = \"127.0.0.1:{port}\" }}\n\
+             [[pops]]\nname = \"iad\"\nlatitude = 39.04\nlongitude = -77.49\nipv4 = [\"{IAD}\"]\n\
+             check = {{ type = \"http\", url = \"{}\" }}\n\
+             [[services]]\nname = \"www.cdn.example\"\nttl = 60\n",
+            iad.url()
+        );
+    let s = Popdns::start(&cfg);
+    assert_eq!(first(&s), FRA);
+    let t0 = Instant::now();
+    drop(l);
+    let took =
+        poll_until(Duration::from_secs(5), || first(&s) == IAD).expect("TCP check never failed");
+    assert!(took <= failover_bound(), "{took:?}");
+    assert!(t0.elapsed() >= Duration::from_millis((FALL - 1) * INTERVAL_MS));
+    let _l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    poll_until(Duration::from_secs(5), || first(&s) == FRA).expect("TCP check never recovered");
+}
