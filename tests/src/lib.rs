@@ -329,6 +329,21 @@ pub fn query_msg(name: &str, t: RecordType, edns: bool) -> Message {
     m
 }
 
+/// A query carrying EDNS Client Subnet `subnet` ("192.0.2.0/24").
+pub fn ecs_query(name: &str, t: RecordType, subnet: &str) -> Message {
+    let mut m = query_msg(name, t, true);
+    let (a, l) = subnet.split_once('/').unwrap();
+    let addr: std::net::IpAddr = a.parse().unwrap();
+    if let Some(e) = m.edns.as_mut() {
+        e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+            addr,
+            l.parse().unwrap(),
+            0,
+        )));
+    }
+    m
+}
+
 /// Run `popdns` with arguments; returns (status code, stdout, stderr).
 pub fn run_popdns(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(popdns_bin()).args(args).output().unwrap();

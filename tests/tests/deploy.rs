@@ -14,7 +14,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -166,24 +165,8 @@ fn check_hosts(config: &str) -> Vec<(String, u16)> {
         .collect()
 }
 
-fn ecs_query(name: &str, subnet: &str) -> Message {
-    let mut m = query_msg(name, RecordType::A, true);
-    let (a, l) = subnet.split_once('/').unwrap();
-    let addr: IpAddr = a.parse().unwrap();
-    m.edns
-        .as_mut()
-        .unwrap()
-        .options_mut()
-        .insert(EdnsOption::Subnet(ClientSubnet::new(
-            addr,
-            l.parse().unwrap(),
-            0,
-        )));
-    m
-}
-
 fn answer(s: &Popdns, name: &str) -> Vec<String> {
-    addrs(&s.udp_msg(&ecs_query(name, LONDON)))
+    addrs(&s.udp_msg(&ecs_query(name, RecordType::A, LONDON)))
 }
 
 /// The JSON object of PoP `name` in a `/pops` document (flat objects).
@@ -310,7 +293,7 @@ fn compose_topology_on_loopback_fails_over_and_back() {
     );
     assert_eq!(answer(&s, "video.cdn.example."), [IAD, SIN]);
     // Degraded answers: TTL capped at interval x fall (1 s x 3), not ttl = 30.
-    let m = s.udp_msg(&ecs_query("www.cdn.example.", LONDON));
+    let m = s.udp_msg(&ecs_query("www.cdn.example.", RecordType::A, LONDON));
     assert!(m.answers[0].ttl <= 3, "ttl {}", m.answers[0].ttl);
     let (code, pops) = http("GET", "/pops", None, None);
     assert_eq!(code, 200);

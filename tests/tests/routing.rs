@@ -3,8 +3,6 @@
 //! fallback, ECS scope, malformed ECS, `popdns route` and `popdns check`.
 #![allow(clippy::unwrap_used)]
 
-use std::net::IpAddr;
-
 use popdns_mmdbgen::{Entry, Schema};
 use popdns_tests::*;
 
@@ -103,22 +101,6 @@ fn write_db(dir: &TempDir) {
     let entries: Vec<Entry> = popdns_mmdbgen::parse_csv(CITY_CSV).unwrap();
     popdns_mmdbgen::write_mmdb(&entries, Schema::GeoIP2City, &dir.path().join("test.mmdb"))
         .unwrap();
-}
-
-fn ecs_query(name: &str, t: RecordType, subnet: &str) -> Message {
-    let mut m = query_msg(name, t, true);
-    let (a, l) = subnet.split_once('/').unwrap();
-    let addr: IpAddr = a.parse().unwrap();
-    m.edns
-        .as_mut()
-        .unwrap()
-        .options_mut()
-        .insert(EdnsOption::Subnet(ClientSubnet::new(
-            addr,
-            l.parse().unwrap(),
-            0,
-        )));
-    m
 }
 
 fn ask(s: &Popdns, name: &str, t: RecordType, subnet: &str) -> (Vec<String>, Option<u8>) {
