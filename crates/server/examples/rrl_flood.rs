@@ -35,7 +35,9 @@ fn main() {
     for round in 0..3u32 {
         for i in 0..1_000_000u32 {
             let v4 = IpAddr::V4(Ipv4Addr::from(i.wrapping_mul(256) ^ (round << 28)));
-            let v6 = IpAddr::V6(Ipv6Addr::from(u128::from(i) << 72 | u128::from(round) << 100));
+            let v6 = IpAddr::V6(Ipv6Addr::from(
+                u128::from(i) << 72 | u128::from(round) << 100,
+            ));
             for ip in [v4, v6] {
                 let k = match rrl.check(ip, &resp) {
                     Verdict::Send => 0,
@@ -51,5 +53,7 @@ fn main() {
         "6,000,000 responses to 6,000,000 distinct source prefixes: sent {}, dropped {}, slipped {}",
         counts[0], counts[1], counts[2]
     );
-    println!("RSS before {before} KiB, after {after} KiB (table: 65,536 buckets x 16 bytes = 1 MiB, fixed)");
+    println!(
+        "RSS before {before} KiB, after {after} KiB (table: 65,536 buckets x 16 bytes = 1 MiB, fixed)"
+    );
 }

@@ -523,6 +523,22 @@ async fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, limits
 /// §4): the messages to send. `None`: not a transfer, or refused (the
 /// normal handler then answers REFUSED).
 fn transfer(shared: &Shared, packet: &[u8], peer: SocketAddr) -> Option<Vec<Vec<u8>>> {
+    // Cheap look at the question type first: ordinary queries go straight
+    // to the handler without a second parse or snapshot load.
+    let mut off = 12usize;
+    while let Some(&l) = packet.get(off) {
+        if l == 0 || l & 0xC0 != 0 {
+            break;
+        }
+        off += 1 + l as usize;
+    }
+    let qtype = packet.get(off + 1..off + 3)?;
+    if !matches!(
+        u16::from_be_bytes([qtype[0], qtype[1]]),
+        popdns_wire::rtype::AXFR | popdns_wire::rtype::IXFR
+    ) {
+        return None;
+    }
     let q = popdns_wire::parse_query(packet).ok()?;
     if !matches!(q.qtype, popdns_wire::rtype::AXFR | popdns_wire::rtype::IXFR)
         || q.qclass != popdns_wire::class::IN
