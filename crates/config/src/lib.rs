@@ -936,7 +936,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             tcp_max_connections: srv.tcp_max_connections.unwrap_or(1024),
             shutdown_drain,
             tcp_max_connections_per_client: srv.tcp_max_connections_per_client.unwrap_or(64),
-            tcp_max_queries_per_connection: srv.tcp_max_queries_per_connection.unwrap_or(10_000),
+            tcp_max_queries_per_connection: srv.tcp_max_queries_per_connection.unwrap_or(1_000_000),
             tcp_query_timeout,
         },
         zones_dir: resolve(&raw.zones.get_ref().directory),
