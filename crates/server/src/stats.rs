@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use popdns_route::DecisionKind;
 use popdns_wire::{rcode, rtype};
 
-use crate::handler::{Handled, Transport};
+use crate::handler::Handled;
 
 /// Query types counted by name; everything else is "other".
 pub const QTYPES: [(u16, &str); 14] = [
@@ -186,13 +186,5 @@ impl Stats {
         t.rrl_dropped = sum(&all, &|b| b.rrl_dropped.load(Ordering::Relaxed));
         t.rrl_slipped = sum(&all, &|b| b.rrl_slipped.load(Ordering::Relaxed));
         t
-    }
-
-    /// Transport label.
-    pub fn transport_name(t: Transport) -> &'static str {
-        match t {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
     }
 }

@@ -38,11 +38,6 @@ impl RRset {
         r.ttl = ttl;
         r
     }
-
-    /// Approximate heap size, for memory accounting.
-    pub fn heap_size(&self) -> usize {
-        self.rdata.len()
-    }
 }
 
 /// Iterator over the RDATA entries of an [`RRset`].

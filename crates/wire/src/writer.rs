@@ -118,11 +118,6 @@ impl<'b> Writer<'b> {
         w
     }
 
-    /// True once an answer or authority RRset did not fit.
-    pub fn truncated(&self) -> bool {
-        self.tc
-    }
-
     /// Append one record if it fits; never sets TC (zone transfers start a
     /// new message instead).
     pub fn try_push_rr(
@@ -138,11 +133,6 @@ impl<'b> Writer<'b> {
         let ncomp = self.ncomp;
         self.write_rr(owner, rtype, class, ttl, rdata);
         self.fits(section, start, ncomp, 1)
-    }
-
-    /// Records written so far in `section`.
-    pub fn count(&self, section: Section) -> u16 {
-        self.counts[section as usize]
     }
 
     /// Append a whole RRset with `owner` as the owner name. Returns false
@@ -167,13 +157,7 @@ impl<'b> Writer<'b> {
         ttl: u32,
         rdata: &[u8],
     ) -> bool {
-        if !self.can_write(section) {
-            return false;
-        }
-        let start = self.buf.len();
-        let ncomp = self.ncomp;
-        self.write_rr(owner, rtype, class, ttl, rdata);
-        self.commit(section, start, ncomp, 1)
+        self.push_rrs(section, owner, rtype, class, ttl, std::iter::once(rdata))
     }
 
     /// Append several records of one RRset given as separate RDATA slices.

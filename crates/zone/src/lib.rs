@@ -18,7 +18,9 @@ mod zone;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use popdns_wire::{NameBuf, RRset, Section, Writer, label_offsets, name_from_text, rcode, rtype};
+use popdns_wire::{
+    NameBuf, RRset, Section, Writer, label_offsets, lower_wire, name_from_text, rcode, rtype,
+};
 use rustc_hash::FxHashMap;
 
 pub use parse::{ParsedZone, RawRecord, parse_ttl, read_zone_file, read_zone_str};
@@ -180,8 +182,7 @@ impl ZoneSet {
                             break;
                         };
                         let mut t_lc = NameBuf::new();
-                        t_lc.set(target);
-                        t_lc.make_lowercase();
+                        lower_wire(target, &mut t_lc);
                         // A target outside every zone served: the resolver
                         // follows it.
                         let Some(next) = self.find(t_lc.as_bytes()) else {
@@ -204,8 +205,7 @@ impl ZoneSet {
         for ty in [rtype::A, rtype::AAAA] {
             for &(t, zi) in &extra[..nextra] {
                 let mut t_lc = NameBuf::new();
-                t_lc.set(t);
-                t_lc.make_lowercase();
+                lower_wire(t, &mut t_lc);
                 if let Some(node) = self.zones[zi as usize].node(t_lc.as_bytes())
                     && let Some(set) = node.get(ty)
                 {

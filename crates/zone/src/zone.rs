@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use popdns_wire::{NameBuf, RRset, RRsetBuilder, Section, Writer, label_offsets, rtype};
+use popdns_wire::{
+    NameBuf, RRset, RRsetBuilder, Section, Writer, label_offsets, lower_wire, rtype,
+};
 use rustc_hash::FxHashMap;
 
 use crate::ZoneError;
@@ -59,8 +61,7 @@ fn name_hash(lc: &[u8]) -> u64 {
 /// Hash of a wire name in any case (lowercased on the way).
 fn name_hash_any(name: &[u8]) -> u64 {
     let mut b = NameBuf::new();
-    b.set(name);
-    b.make_lowercase();
+    lower_wire(name, &mut b);
     name_hash(b.as_bytes())
 }
 
@@ -170,8 +171,7 @@ impl Zone {
         let mut cname_line: FxHashMap<u32, usize> = FxHashMap::default();
         let mut lc = NameBuf::new();
         for r in records {
-            lc.set(&r.owner);
-            lc.make_lowercase();
+            lower_wire(&r.owner, &mut lc);
             let lcb = lc.as_bytes();
             {
                 use std::hash::{Hash, Hasher};
@@ -277,8 +277,7 @@ impl Zone {
         let origin_len = origin_lc.len();
         let count = names.len();
         for i in 0..count {
-            lc.set(&names[i]);
-            lc.make_lowercase();
+            lower_wire(&names[i], &mut lc);
             let n = lc.as_bytes().len();
             let mut off = 0usize;
             while n - off > origin_len {
@@ -311,8 +310,7 @@ impl Zone {
             .collect();
         // Zone cuts and wildcards.
         for id in 0..store.len() {
-            lc.set(&store[id].name);
-            lc.make_lowercase();
+            lower_wire(&store[id].name, &mut lc);
             let k = lc.as_bytes();
             if id as u32 != apex
                 && k.first() == Some(&1)
