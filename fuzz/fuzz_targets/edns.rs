@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     match parse_query(&msg) {
         Ok(q) => {
             assert_eq!(q.id, 0x4242);
-            assert_eq!(q.qname.as_bytes(), QNAME);
+            assert_eq!(q.qname, QNAME);
             let e = q.edns.expect("OPT record not reported");
             assert_eq!(e.udp_payload, payload);
             assert_eq!(e.version, h[0]);

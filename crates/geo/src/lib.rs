@@ -30,6 +30,12 @@ use crate::table::CountryTable;
 /// (MaxMind's "centre of the country" points use 1000).
 pub const PLACEHOLDER_RADIUS_KM: f64 = 1000.0;
 
+/// The cache slot of a record offset (Fibonacci hashing).
+#[inline]
+fn slot_of(offset: usize) -> usize {
+    ((offset as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize & (CACHE_SLOTS - 1)
+}
+
 /// How many records [`GeoDb::open`] decodes from each database as a sanity check.
 const PROBE_RECORDS: usize = 2000;
 
@@ -128,6 +134,62 @@ struct Db {
 pub struct GeoDb {
     dbs: Vec<Db>,
     countries: CountryTable,
+    /// Unique per opened instance (a [`LocationCache`] key part).
+    id: u64,
+}
+
+/// Source of [`GeoDb::id`].
+static NEXT_DB_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Slots of a [`LocationCache`] (a power of two).
+const CACHE_SLOTS: usize = 1024;
+
+/// A small per-thread memo of decoded records for [`GeoDb::lookup_cached`]:
+/// direct-mapped, keyed by (database instance, file, record offset). A
+/// database's records are immutable, so an entry never goes stale; a
+/// reloaded database is a new instance with new keys. Many networks share
+/// one record (every network of a city points at the same data), so the
+/// hit rate is high even for clients spread over the whole address space.
+pub struct LocationCache {
+    slots: Box<[CacheSlot]>,
+    hits: u64,
+}
+
+#[derive(Clone, Copy)]
+struct CacheSlot {
+    /// `(db instance id << 8) | file index`; 0 = empty.
+    tag: u64,
+    offset: usize,
+    location: Option<Location>,
+}
+
+impl Default for LocationCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LocationCache {
+    /// An empty cache (allocates its fixed slot array once).
+    pub fn new() -> Self {
+        LocationCache {
+            slots: vec![
+                CacheSlot {
+                    tag: 0,
+                    offset: 0,
+                    location: None,
+                };
+                CACHE_SLOTS
+            ]
+            .into_boxed_slice(),
+            hits: 0,
+        }
+    }
+
+    /// Lookups that found their record already decoded.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
 }
 
 impl fmt::Debug for GeoDb {
@@ -175,7 +237,11 @@ impl GeoDb {
                 city_level,
             });
         }
-        Ok(GeoDb { dbs, countries })
+        Ok(GeoDb {
+            dbs,
+            countries,
+            id: NEXT_DB_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        })
     }
 
     /// Look up an address (already normalised by the caller: IPv4 as `IpAddr::V4`).
@@ -184,8 +250,18 @@ impl GeoDb {
     /// IPv4-only database) is skipped. The first that yields a location answers. Never
     /// panics and never allocates.
     pub fn lookup(&self, ip: IpAddr) -> GeoHit {
+        self.lookup_with(ip, None)
+    }
+
+    /// [`GeoDb::lookup`] with a memo of decoded records: the same answer,
+    /// without decoding a record seen recently again.
+    pub fn lookup_cached(&self, ip: IpAddr, cache: &mut LocationCache) -> GeoHit {
+        self.lookup_with(ip, Some(cache))
+    }
+
+    fn lookup_with(&self, ip: IpAddr, mut cache: Option<&mut LocationCache>) -> GeoHit {
         let mut prefix_len = 0u8;
-        for db in &self.dbs {
+        for (i, db) in self.dbs.iter().enumerate() {
             if ip.is_ipv6() && !db.v6 {
                 continue;
             }
@@ -203,10 +279,27 @@ impl GeoDb {
                 (IpAddr::V6(_), Err(_)) => 128,
             };
             prefix_len = prefix_len.max(prefix);
-            let Ok(Some(rec)) = result.decode::<Record>() else {
+            let Some(offset) = result.offset() else {
                 continue;
             };
-            if let Some(location) = self.locate(&rec) {
+            let location = match cache.as_deref_mut() {
+                Some(c) => {
+                    let tag = (self.id << 8) | (i as u64 & 0xFF);
+                    let slot = &mut c.slots[slot_of(offset)];
+                    if slot.tag != tag || slot.offset != offset {
+                        *slot = CacheSlot {
+                            tag,
+                            offset,
+                            location: self.decode_at(&result),
+                        };
+                    } else {
+                        c.hits += 1;
+                    }
+                    slot.location
+                }
+                None => self.decode_at(&result),
+            };
+            if let Some(location) = location {
                 return GeoHit {
                     location: Some(location),
                     prefix_len,
@@ -216,6 +309,14 @@ impl GeoDb {
         GeoHit {
             location: None,
             prefix_len,
+        }
+    }
+
+    /// Decode the record a lookup found and turn it into a location.
+    fn decode_at(&self, result: &maxminddb::LookupResult<'_, Mmap>) -> Option<Location> {
+        match result.decode::<Record>() {
+            Ok(Some(rec)) => self.locate(&rec),
+            _ => None,
         }
     }
 

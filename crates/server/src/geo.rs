@@ -216,6 +216,7 @@ impl GeoState {
 
     /// Decide for a client: ECS `(address, source prefix)` if the query had
     /// one with a source prefix above 0, else the packet's source address.
+    #[allow(clippy::too_many_arguments)]
     pub fn route(
         &self,
         svc: ServiceId,
@@ -223,6 +224,7 @@ impl GeoState {
         src: IpAddr,
         family: Family,
         up: &[bool],
+        cache: Option<&mut popdns_geo::LocationCache>,
         out: &mut Answer,
     ) -> Routed {
         let (addr, prefix, source) = match ecs {
@@ -235,7 +237,10 @@ impl GeoState {
                 (a, p, Source::SourceIp)
             }
         };
-        let hit = self.geoip.as_ref().map(|g| g.lookup(addr));
+        let hit = self.geoip.as_ref().map(|g| match cache {
+            Some(c) => g.lookup_cached(addr, c),
+            None => g.lookup(addr),
+        });
         let location = hit.and_then(|h| h.location).map(|l| Location {
             lat: l.lat,
             lon: l.lon,
@@ -350,6 +355,7 @@ impl GeoState {
     /// Write the geo answer for `q` (A or AAAA at service `svc`). Returns
     /// what was decided and the ECS scope prefix to announce, in the family
     /// of the query's ECS.
+    #[allow(clippy::too_many_arguments)]
     pub fn answer(
         &self,
         svc: ServiceId,
@@ -357,6 +363,7 @@ impl GeoState {
         src: IpAddr,
         up: &[bool],
         degraded_ttl: u32,
+        cache: Option<&mut popdns_geo::LocationCache>,
         w: &mut Writer<'_>,
     ) -> (GeoInfo, Option<u8>) {
         let family = if q.qtype == rtype::AAAA {
@@ -372,6 +379,7 @@ impl GeoState {
             src,
             family,
             up,
+            cache,
             &mut out,
         );
         let info = self.router.service(svc);
@@ -451,7 +459,7 @@ impl GeoState {
     ) -> String {
         use std::fmt::Write as _;
         let mut out = Answer::new();
-        let r = self.route(svc, ecs, src, family, up, &mut out);
+        let r = self.route(svc, ecs, src, family, up, None, &mut out);
         let ex = self.router.explain(svc, r.client, family, up);
         let info = self.router.service(svc);
         let mut s = String::new();

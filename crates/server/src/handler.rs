@@ -10,6 +10,7 @@ use popdns_wire::{
     Edns, OptOut, ParseError, Query, Section, Writer, class, opcode, parse_query, rcode, rtype,
 };
 
+use crate::cache::QueryCache;
 use crate::geo::GeoInfo;
 use crate::snapshot::Snapshot;
 
@@ -93,6 +94,33 @@ pub fn handle_with_health(
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Handled> {
+    handle_inner(snap, up, None, packet, src, transport, out)
+}
+
+/// [`handle_with_health`] with a worker's memo of earlier work: the same
+/// bytes out for every packet (see [`QueryCache`]), faster for repeated
+/// questions. The UDP workers answer through this.
+pub fn handle_cached(
+    snap: &Snapshot,
+    up: &[bool],
+    cache: &mut QueryCache,
+    packet: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Option<Handled> {
+    handle_inner(snap, up, Some(cache), packet, src, transport, out)
+}
+
+fn handle_inner(
+    snap: &Snapshot,
+    up: &[bool],
+    cache: Option<&mut QueryCache>,
+    packet: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Option<Handled> {
     let q = match parse_query(packet) {
         Ok(q) => q,
         Err(ParseError::Drop) => return None,
@@ -142,12 +170,13 @@ pub fn handle_with_health(
             });
         }
     };
-    Some(answer(snap, up, &q, src, transport, out))
+    Some(answer(snap, up, cache, &q, src, transport, out))
 }
 
 fn answer(
     snap: &Snapshot,
     up: &[bool],
+    mut cache: Option<&mut QueryCache>,
     q: &Query<'_>,
     src: IpAddr,
     transport: Transport,
@@ -231,7 +260,8 @@ fn answer(
         && let Some(geo) = snap.geo.as_ref()
         && let Some(svc) = geo.service(qlc)
     {
-        let (info, scope) = geo.answer(svc, q, src, up, snap.degraded_ttl, &mut w);
+        let loc_cache = cache.map(|c| &mut c.geo);
+        let (info, scope) = geo.answer(svc, q, src, up, snap.degraded_ttl, loc_cache, &mut w);
         if let (Some(o), Some(s)) = (opt.as_mut(), scope)
             && let Some((ecs, _)) = o.ecs
         {
@@ -241,9 +271,18 @@ fn answer(
         h.geo = Some(info);
         return h;
     }
-    let (rc, aa, _) = snap
-        .zones
-        .answer(zone, q.qname.as_bytes(), qlc, q.qtype, &mut w);
+    if let Some(c) = cache.as_deref_mut()
+        && let Some(hit) = c.get(snap.cache_id, qlc, q.qtype)
+        && w.push_body(hit.body, hit.counts)
+    {
+        let (rc, aa) = (hit.rcode, hit.aa);
+        c.zone_hits += 1;
+        return done(w, rc, aa, Kind::Zone, opt);
+    }
+    let (rc, aa, _) = snap.zones.answer(zone, q.qname, qlc, q.qtype, &mut w);
+    if let Some(c) = cache {
+        c.put(snap.cache_id, qlc, q.qtype, rc, aa, &w);
+    }
     done(w, rc, aa, Kind::Zone, opt)
 }
 
@@ -269,7 +308,7 @@ fn chaos(snap: &Snapshot, q: &Query<'_>, w: &mut Writer<'_>) -> (u16, bool) {
         rd[1..=len].copy_from_slice(&text[..len]);
         w.push_rr(
             Section::Answer,
-            q.qname.as_bytes(),
+            q.qname,
             rtype::TXT,
             class::CH,
             0,

@@ -7,6 +7,7 @@
 //!   and send buffers;
 //! - [`handle`] is total: any input gives an answer or `None`, never a panic.
 
+mod cache;
 mod geo;
 mod handler;
 #[cfg(target_os = "linux")]
@@ -17,8 +18,11 @@ mod snapshot;
 mod stats;
 mod xfr;
 
+pub use cache::{CacheHits, QueryCache};
 pub use geo::{GeoInfo, GeoState, Source};
-pub use handler::{Handled, Kind, MAX_UDP_PAYLOAD, Transport, handle, handle_with_health};
+pub use handler::{
+    Handled, Kind, MAX_UDP_PAYLOAD, Transport, handle, handle_cached, handle_with_health,
+};
 pub use net::{Listeners, Shared, TcpLimits, bind, serve_tcp, spawn_udp_workers};
 pub use popdns_route::Family;
 pub use popdns_wire::name_to_text;

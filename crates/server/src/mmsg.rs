@@ -25,7 +25,6 @@ pub(crate) fn udp_loop_mmsg(shared: &Shared, sock: &UdpSocket, worker: usize) {
     let mut rbufs: Vec<[u8; RECV_SIZE]> = vec![[0u8; RECV_SIZE]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(SEND_SIZE)).collect();
     let mut lens = [0usize; BATCH];
-    let mut srcs: Vec<Option<SocketAddr>> = vec![None; BATCH];
     // SAFETY: zeroed sockaddr_storage / iovec / mmsghdr are valid values
     // (plain C structs of integers and null pointers).
     let mut names: Vec<libc::sockaddr_storage> =
@@ -34,22 +33,27 @@ pub(crate) fn udp_loop_mmsg(shared: &Shared, sock: &UdpSocket, worker: usize) {
     let mut rmsgs: Vec<libc::mmsghdr> = vec![unsafe { MaybeUninit::zeroed().assume_init() }; BATCH];
     let mut siov: Vec<libc::iovec> = vec![unsafe { MaybeUninit::zeroed().assume_init() }; BATCH];
     let mut smsgs: Vec<libc::mmsghdr> = vec![unsafe { MaybeUninit::zeroed().assume_init() }; BATCH];
-    let mut snames: Vec<libc::sockaddr_storage> =
-        vec![unsafe { MaybeUninit::zeroed().assume_init() }; BATCH];
-    let mut snamelens = [0 as libc::socklen_t; BATCH];
+    let mut from = [0usize; BATCH];
+    for i in 0..BATCH {
+        riov[i].iov_base = rbufs[i].as_mut_ptr().cast();
+        riov[i].iov_len = RECV_SIZE;
+        let h = &mut rmsgs[i].msg_hdr;
+        h.msg_name = (&raw mut names[i]).cast();
+        h.msg_iov = &raw mut riov[i];
+        h.msg_iovlen = 1;
+        h.msg_control = std::ptr::null_mut();
+        h.msg_controllen = 0;
+    }
+    // Entries the kernel wrote into in the last call (all, at first).
+    let mut used = BATCH;
     while !shared.stopping.load(Ordering::Relaxed) {
-        for i in 0..BATCH {
-            riov[i].iov_base = rbufs[i].as_mut_ptr().cast();
-            riov[i].iov_len = RECV_SIZE;
-            let h = &mut rmsgs[i].msg_hdr;
-            h.msg_name = (&raw mut names[i]).cast();
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &raw mut riov[i];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            rmsgs[i].msg_len = 0;
+        // The kernel rewrites only the name length, the flags and the
+        // length of the entries it filled; reset those.
+        for m in &mut rmsgs[..used] {
+            m.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_hdr.msg_flags = 0;
+            m.msg_len = 0;
         }
         // SAFETY: every mmsghdr points at live buffers owned by this frame
         // (names, riov, rbufs) that outlive the call; BATCH entries exist.
@@ -63,17 +67,19 @@ pub(crate) fn udp_loop_mmsg(shared: &Shared, sock: &UdpSocket, worker: usize) {
             )
         };
         if n <= 0 {
-            // Timeout (SO_RCVTIMEO), EINTR or a transient error: check
-            // `stopping` and go again.
+            // Timeout (SO_RCVTIMEO), EINTR or a transient error: let go of
+            // a replaced snapshot, check `stopping` and go again.
+            used = 0;
+            w.refresh();
             continue;
         }
         let n = n as usize;
+        used = n;
         let mut nsend = 0usize;
         for i in 0..n {
             let len = rmsgs[i].msg_len as usize;
             let truncated = rmsgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             let src = to_socket_addr(&names[i]);
-            srcs[i] = src;
             let Some(src) = src else { continue };
             if truncated || len > RECV_SIZE {
                 continue;
@@ -81,8 +87,7 @@ pub(crate) fn udp_loop_mmsg(shared: &Shared, sock: &UdpSocket, worker: usize) {
             let out = &mut outs[nsend];
             if let Some(l) = w.process(&rbufs[i][..len], src, out) {
                 lens[nsend] = l;
-                snames[nsend] = names[i];
-                snamelens[nsend] = rmsgs[i].msg_hdr.msg_namelen;
+                from[nsend] = i;
                 nsend += 1;
             }
         }
@@ -93,8 +98,10 @@ pub(crate) fn udp_loop_mmsg(shared: &Shared, sock: &UdpSocket, worker: usize) {
             siov[j].iov_base = outs[j].as_mut_ptr().cast();
             siov[j].iov_len = lens[j];
             let h = &mut smsgs[j].msg_hdr;
-            h.msg_name = (&raw mut snames[j]).cast();
-            h.msg_namelen = snamelens[j];
+            // The reply goes to the address the query came from, read in
+            // place from the receive headers.
+            h.msg_name = (&raw mut names[from[j]]).cast();
+            h.msg_namelen = rmsgs[from[j]].msg_hdr.msg_namelen;
             h.msg_iov = &raw mut siov[j];
             h.msg_iovlen = 1;
             h.msg_control = std::ptr::null_mut();

@@ -13,8 +13,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::cache::QueryCache;
 use crate::geo::COUNTER_SLOTS;
-use crate::handler::{Transport, handle_with_health};
+use crate::handler::{Transport, handle_cached, handle_with_health};
 use crate::snapshot::Snapshot;
 use crate::stats::Stats;
 use popdns_health::HealthTable;
@@ -200,6 +201,13 @@ pub(crate) struct UdpWorker<'a> {
     stats: Arc<crate::stats::WorkerStats>,
     rrl: Option<crate::rrl::Rrl>,
     logged: u64,
+    cache: QueryCache,
+    /// The current snapshot and health table, held by this worker: a
+    /// query costs one atomic load of each to see whether they changed
+    /// (no reference counting, no locked instruction). A replaced one is
+    /// released at the worker's next query or receive timeout.
+    snapshot: arc_swap::Cache<&'a ArcSwap<Snapshot>, Arc<Snapshot>>,
+    health: arc_swap::Cache<&'a ArcSwap<HealthTable>, Arc<HealthTable>>,
 }
 
 impl<'a> UdpWorker<'a> {
@@ -210,7 +218,16 @@ impl<'a> UdpWorker<'a> {
             stats: shared.stats.udp(worker),
             rrl: shared.rrl.map(crate::rrl::Rrl::new),
             logged: 0,
+            cache: QueryCache::new(),
+            snapshot: arc_swap::Cache::new(&shared.snapshot),
+            health: arc_swap::Cache::new(&*shared.health),
         }
+    }
+
+    /// Drop a replaced snapshot or health table now (called when idle).
+    pub(crate) fn refresh(&mut self) {
+        self.snapshot.load();
+        self.health.load();
     }
 
     /// Answer one datagram into `out`; returns the length to send, if any.
@@ -222,12 +239,13 @@ impl<'a> UdpWorker<'a> {
         out: &mut Vec<u8>,
     ) -> Option<usize> {
         let shared = self.shared;
+        let snap: &Snapshot = self.snapshot.load();
+        let table: &HealthTable = self.health.load();
         let handled = {
-            let snap = shared.snapshot.load();
-            let table = shared.health.load();
-            let h = handle_with_health(
-                &snap,
-                health_up(&snap, &table),
+            let h = handle_cached(
+                snap,
+                health_up(snap, table),
+                &mut self.cache,
                 packet,
                 src.ip(),
                 Transport::Udp,
@@ -245,13 +263,7 @@ impl<'a> UdpWorker<'a> {
         if every > 0 {
             self.logged = self.logged.wrapping_add(1);
             if self.logged.is_multiple_of(every) {
-                log_query(
-                    packet,
-                    src,
-                    Transport::Udp,
-                    handled.as_ref(),
-                    &shared.snapshot.load(),
-                );
+                log_query(packet, src, Transport::Udp, handled.as_ref(), snap);
             }
         }
         let h = handled?;
@@ -301,6 +313,7 @@ pub(crate) fn udp_loop_simple(shared: &Shared, sock: &UdpSocket, worker: usize) 
                         | io::ErrorKind::Interrupted
                 ) =>
             {
+                w.refresh();
                 continue;
             }
             Err(e) => {
@@ -570,7 +583,7 @@ fn log_query(
 ) {
     let (qname, ecs) = match popdns_wire::parse_query(packet) {
         Ok(q) => (
-            popdns_wire::name_to_text(q.qname.as_bytes()),
+            popdns_wire::name_to_text(q.qname),
             q.edns
                 .and_then(|e| e.ecs)
                 .map(|e| format!("{}/{}", e.addr, e.source_prefix)),

@@ -12,6 +12,9 @@ use crate::geo::GeoState;
 pub struct Snapshot {
     /// Increases with every successful load.
     pub generation: u64,
+    /// Unique per snapshot built in this process: the key under which a
+    /// worker's [`crate::QueryCache`] keeps answers made from it.
+    pub(crate) cache_id: u64,
     pub loaded_at: SystemTime,
     pub zones: ZoneSet,
     /// NSID payload and CHAOS `id.server` text.
@@ -31,6 +34,9 @@ pub struct Snapshot {
     /// The configuration it was built from.
     pub config: popdns_config::Config,
 }
+
+/// Source of [`Snapshot::cache_id`] (0 is never used).
+static NEXT_CACHE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Build a snapshot from a validated config: loads every zone (and the GeoIP
 /// database). Returns every problem as `file:line: message`.
@@ -82,6 +88,7 @@ pub fn build(config: &Config, generation: u64) -> Result<Snapshot, Vec<String>> 
                 .clamp(1, u32::MAX as u64) as u32,
             config: config.clone(),
             generation,
+            cache_id: NEXT_CACHE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             loaded_at: SystemTime::now(),
             zones,
             identity: config.server.identity.as_bytes().into(),

@@ -72,6 +72,9 @@ pub struct WorkerStats {
     dropped: AtomicU64,
     pub(crate) rrl_dropped: AtomicU64,
     pub(crate) rrl_slipped: AtomicU64,
+    /// Only one thread writes this block (a UDP worker's): counting is a
+    /// plain load and store, no locked read-modify-write on the query path.
+    exclusive: bool,
 }
 
 impl Default for WorkerStats {
@@ -84,7 +87,19 @@ impl Default for WorkerStats {
             dropped: AtomicU64::new(0),
             rrl_dropped: AtomicU64::new(0),
             rrl_slipped: AtomicU64::new(0),
+            exclusive: false,
         }
+    }
+}
+
+/// Add one to a counter; `exclusive`: this thread is its only writer
+/// (readers still see whole values: the store is atomic).
+#[inline]
+fn bump(c: &AtomicU64, exclusive: bool) {
+    if exclusive {
+        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    } else {
+        c.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -93,15 +108,18 @@ impl WorkerStats {
     #[inline]
     pub fn record(&self, h: Option<&Handled>) {
         let Some(h) = h else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            bump(&self.dropped, self.exclusive);
             return;
         };
-        self.queries[qtype_index(h.qtype)][rcode_index(h.rcode)].fetch_add(1, Ordering::Relaxed);
+        bump(
+            &self.queries[qtype_index(h.qtype)][rcode_index(h.rcode)],
+            self.exclusive,
+        );
         if h.ecs {
-            self.ecs_queries.fetch_add(1, Ordering::Relaxed);
+            bump(&self.ecs_queries, self.exclusive);
         }
         if h.bad_option {
-            self.ecs_formerr.fetch_add(1, Ordering::Relaxed);
+            bump(&self.ecs_formerr, self.exclusive);
         }
         if let Some(g) = &h.geo {
             let d = match g.decision {
@@ -112,7 +130,7 @@ impl WorkerStats {
                 DecisionKind::ConfigOrder => 4,
                 DecisionKind::FailOpen => 5,
             };
-            self.decisions[d].fetch_add(1, Ordering::Relaxed);
+            bump(&self.decisions[d], self.exclusive);
         }
     }
 }
@@ -137,19 +155,26 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Blocks for `udp_workers` UDP threads and one for TCP.
+    /// Blocks for `udp_workers` UDP threads (one each, written by that
+    /// thread only) and one for TCP (shared by every connection task).
     pub fn new(udp_workers: usize) -> Stats {
         Stats {
             udp: (0..udp_workers.max(1))
-                .map(|_| Arc::new(WorkerStats::default()))
+                .map(|_| {
+                    Arc::new(WorkerStats {
+                        exclusive: true,
+                        ..WorkerStats::default()
+                    })
+                })
                 .collect(),
             tcp: Arc::new(WorkerStats::default()),
         }
     }
 
-    /// The block of UDP worker `i`.
+    /// The block of UDP worker `i` (each worker its own; a worker beyond
+    /// the count given to [`Stats::new`] shares the TCP block).
     pub fn udp(&self, i: usize) -> Arc<WorkerStats> {
-        Arc::clone(&self.udp[i % self.udp.len()])
+        Arc::clone(self.udp.get(i).unwrap_or(&self.tcp))
     }
 
     /// The TCP block.

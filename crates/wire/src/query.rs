@@ -33,8 +33,9 @@ pub struct Query<'a> {
     pub opcode: u8,
     pub rd: bool,
     pub cd: bool,
-    /// The question name as sent (case kept), uncompressed wire form.
-    pub qname: NameBuf,
+    /// The question name as sent (case kept), uncompressed wire form: a
+    /// slice of `packet` (a compression pointer in the question is rejected).
+    pub qname: &'a [u8],
     /// The question name lowercased.
     pub qname_lc: NameBuf,
     pub qtype: u16,
@@ -120,13 +121,14 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
     if qd != 1 {
         return Err(ParseError::FormErr(fe));
     }
-    let mut qname = NameBuf::new();
-    let qend = match parse_name(packet, 12, &mut qname) {
+    let mut qname_lc = NameBuf::new();
+    let qend = match parse_name(packet, 12, &mut qname_lc) {
         // No compression pointer in the question: it could only point into
         // the header, and the question is echoed byte for byte.
-        Ok(e) if e + 4 <= packet.len() && e - 12 == qname.as_bytes().len() => e,
+        Ok(e) if e + 4 <= packet.len() && e - 12 == qname_lc.as_bytes().len() => e,
         _ => return Err(ParseError::FormErr(fe)),
     };
+    let qname = &packet[12..qend];
     let qtype = u16::from_be_bytes([packet[qend], packet[qend + 1]]);
     let qclass = u16::from_be_bytes([packet[qend + 2], packet[qend + 3]]);
     let question_end = qend + 4;
@@ -187,7 +189,6 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
         });
         return Err(ParseError::FormErr(fe));
     }
-    let mut qname_lc = qname.clone();
     qname_lc.make_lowercase();
     Ok(Query {
         packet,
@@ -319,7 +320,7 @@ mod tests {
         assert!(r.rd);
         assert_eq!(r.qtype, 1);
         assert_eq!(r.qname_lc.as_bytes(), b"\x03www\x07example\x00");
-        assert_eq!(r.qname.as_bytes(), b"\x03WwW\x07example\x00");
+        assert_eq!(r.qname, b"\x03WwW\x07example\x00");
         assert!(r.edns.is_none());
     }
 

@@ -56,6 +56,8 @@ pub struct Writer<'b> {
     ncomp: usize,
     tc: bool,
     additional_full: bool,
+    /// An optional RRset was left out for lack of room.
+    dropped: bool,
     question_end: usize,
     id: u16,
     opcode: u8,
@@ -91,6 +93,7 @@ impl<'b> Writer<'b> {
             ncomp: 0,
             tc: false,
             additional_full: false,
+            dropped: false,
             question_end: 12,
             id,
             opcode,
@@ -193,7 +196,46 @@ impl<'b> Writer<'b> {
         let start = self.buf.len();
         let ncomp = self.ncomp;
         let n = self.write_set(owner, set);
-        self.fits(section, start, ncomp, n)
+        let ok = self.fits(section, start, ncomp, n);
+        self.dropped |= !ok;
+        ok
+    }
+
+    /// Nothing was left out or truncated: the sections written are the
+    /// whole answer, whatever the size limit.
+    pub fn is_complete(&self) -> bool {
+        !(self.tc || self.additional_full || self.dropped)
+    }
+
+    /// The sections written so far (everything after the question).
+    pub fn body(&self) -> &[u8] {
+        &self.buf[self.question_end..]
+    }
+
+    /// Records written so far in the answer, authority and additional
+    /// sections.
+    pub fn counts(&self) -> [u16; 3] {
+        self.counts
+    }
+
+    /// Append sections recorded earlier with [`Writer::body`] and
+    /// [`Writer::counts`] from a complete answer to the same question
+    /// (any case: compression matches names case-insensitively, so the
+    /// bytes do not depend on the question's case). Only into a writer
+    /// with nothing written after the question, and only when the whole
+    /// body fits: then every step of writing it afresh would have fitted
+    /// too, so the result is byte for byte what the full path writes.
+    /// Returns false (and writes nothing) otherwise.
+    pub fn push_body(&mut self, body: &[u8], counts: [u16; 3]) -> bool {
+        if self.buf.len() != self.question_end
+            || self.counts != [0; 3]
+            || self.buf.len() + body.len() > self.limit
+        {
+            return false;
+        }
+        self.buf.extend_from_slice(body);
+        self.counts = counts;
+        true
     }
 
     fn write_set(&mut self, owner: &[u8], set: &RRset) -> u16 {

@@ -1,0 +1,161 @@
+//! Per-worker memo of finished work, so that a repeated question costs a
+//! hash lookup and a copy instead of a walk of the zone and a fresh encoding.
+//!
+//! Both parts are owned by one UDP worker (no sharing, no locks) and never
+//! change an answer:
+//!
+//! - **Zone answers**: the sections after the question of a complete zone
+//!   answer (nothing truncated or left out), keyed by the lowercased name and
+//!   type and by the snapshot that made it. A hit is appended with
+//!   [`Writer::push_body`] only when it fits the client's size limit whole,
+//!   so the message is byte for byte what the full path writes (the
+//!   `fast_path` tests check this over a corpus). A new snapshot has a new
+//!   key, so a reload never serves an old answer.
+//! - **GeoIP records**: decoded locations by database record
+//!   ([`popdns_geo::LocationCache`]). Routing itself (health, overrides,
+//!   distances) runs on every query.
+//!
+//! Both are direct-mapped tables of fixed size: a colliding entry is
+//! replaced, memory does not grow with the query mix, and a slot's buffer is
+//! reused, so steady-state hits and misses do not allocate.
+
+use popdns_wire::Writer;
+
+/// Zone-answer slots per worker (a power of two).
+const ANSWER_SLOTS: usize = 8192;
+/// Largest body kept (UDP answers are at most 1232 bytes).
+const MAX_BODY: usize = 1232;
+
+/// One worker's memo. Create it once per worker and pass it to
+/// [`crate::handle_cached`] for every query.
+pub struct QueryCache {
+    answers: Box<[Slot]>,
+    pub(crate) geo: popdns_geo::LocationCache,
+    /// Zone answers served from the cache.
+    pub(crate) zone_hits: u64,
+}
+
+/// How often a [`QueryCache`] saved work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheHits {
+    /// Zone answers copied from the cache.
+    pub zone: u64,
+    /// GeoIP records not decoded again.
+    pub geo: u64,
+}
+
+impl std::ops::Sub for CacheHits {
+    type Output = CacheHits;
+    fn sub(self, o: CacheHits) -> CacheHits {
+        CacheHits {
+            zone: self.zone - o.zone,
+            geo: self.geo - o.geo,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    /// `Snapshot::cache_id` of the answer; 0 = empty.
+    snap: u64,
+    qtype: u16,
+    rcode: u16,
+    aa: bool,
+    counts: [u16; 3],
+    name_len: u8,
+    /// The lowercased query name, then the body.
+    data: Vec<u8>,
+}
+
+/// What a cache hit gives back.
+pub(crate) struct Hit<'c> {
+    pub rcode: u16,
+    pub aa: bool,
+    pub counts: [u16; 3],
+    pub body: &'c [u8],
+}
+
+impl Default for QueryCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl QueryCache {
+    /// An empty memo (allocates its fixed slot arrays, under 1 MiB).
+    pub fn new() -> Self {
+        QueryCache {
+            answers: (0..ANSWER_SLOTS).map(|_| Slot::default()).collect(),
+            geo: popdns_geo::LocationCache::new(),
+            zone_hits: 0,
+        }
+    }
+
+    /// Hits so far.
+    pub fn hits(&self) -> CacheHits {
+        CacheHits {
+            zone: self.zone_hits,
+            geo: self.geo.hits(),
+        }
+    }
+
+    /// The zone answer to (`qname_lc`, `qtype`) made from snapshot `snap`.
+    #[inline]
+    pub(crate) fn get(&self, snap: u64, qname_lc: &[u8], qtype: u16) -> Option<Hit<'_>> {
+        let s = &self.answers[slot_of(qname_lc, qtype)];
+        let n = s.name_len as usize;
+        if s.snap != snap || s.qtype != qtype || n != qname_lc.len() || s.data[..n] != *qname_lc {
+            return None;
+        }
+        Some(Hit {
+            rcode: s.rcode,
+            aa: s.aa,
+            counts: s.counts,
+            body: &s.data[n..],
+        })
+    }
+
+    /// Keep the answer just written into `w` when it is complete.
+    pub(crate) fn put(
+        &mut self,
+        snap: u64,
+        qname_lc: &[u8],
+        qtype: u16,
+        rcode: u16,
+        aa: bool,
+        w: &Writer<'_>,
+    ) {
+        let body = w.body();
+        if !w.is_complete() || body.len() > MAX_BODY || qname_lc.len() > 255 {
+            return;
+        }
+        let s = &mut self.answers[slot_of(qname_lc, qtype)];
+        s.snap = snap;
+        s.qtype = qtype;
+        s.rcode = rcode;
+        s.aa = aa;
+        s.counts = w.counts();
+        s.name_len = qname_lc.len() as u8;
+        s.data.clear();
+        s.data.extend_from_slice(qname_lc);
+        s.data.extend_from_slice(body);
+    }
+}
+
+/// FxHash-style mix of the name and type, reduced to a slot index.
+#[inline]
+fn slot_of(name: &[u8], qtype: u16) -> usize {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = u64::from(qtype);
+    let mut chunks = name.chunks_exact(8);
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    let mut b = [0u8; 8];
+    let rest = chunks.remainder();
+    b[..rest.len()].copy_from_slice(rest);
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    (h >> 51) as usize & (ANSWER_SLOTS - 1)
+}
