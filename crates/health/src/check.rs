@@ -1,6 +1,7 @@
 //! Check specifications and the probes that run them.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HOST, HeaderValue};
@@ -155,13 +156,27 @@ fn parse_url(url: &str) -> Result<reqwest::Url, String> {
 /// connection, as a client would.
 #[derive(Clone)]
 pub(crate) struct HttpClients {
-    secure: reqwest::Client,
-    insecure: reqwest::Client,
+    /// Built on first use: a client with its TLS roots costs memory that a
+    /// deployment without HTTP checks should not pay.
+    secure: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    insecure: Arc<OnceLock<Result<reqwest::Client, String>>>,
 }
 
 impl HttpClients {
     pub(crate) fn new() -> Result<HttpClients, HealthError> {
-        let build = |insecure: bool| {
+        Ok(HttpClients {
+            secure: Arc::new(OnceLock::new()),
+            insecure: Arc::new(OnceLock::new()),
+        })
+    }
+
+    fn get(&self, insecure: bool) -> Result<reqwest::Client, String> {
+        let cell = if insecure {
+            &self.insecure
+        } else {
+            &self.secure
+        };
+        cell.get_or_init(|| {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
@@ -169,12 +184,9 @@ impl HttpClients {
                 .user_agent(concat!("popdns-health/", env!("CARGO_PKG_VERSION")))
                 .danger_accept_invalid_certs(insecure)
                 .build()
-                .map_err(|e| HealthError::HttpClient(e.to_string()))
-        };
-        Ok(HttpClients {
-            secure: build(false)?,
-            insecure: build(true)?,
+                .map_err(|e| HealthError::HttpClient(e.to_string()).to_string())
         })
+        .clone()
     }
 }
 
@@ -211,10 +223,9 @@ impl Probe {
                     Ok(h) => h,
                     Err(_) => return Probe::Invalid("invalid host header".into()),
                 };
-                let client = if *insecure {
-                    clients.insecure.clone()
-                } else {
-                    clients.secure.clone()
+                let client = match clients.get(*insecure) {
+                    Ok(c) => c,
+                    Err(e) => return Probe::Invalid(e),
                 };
                 Probe::Http {
                     client,

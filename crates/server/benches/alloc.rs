@@ -164,7 +164,7 @@ fn run(snap: &Snapshot, w: &Workload, iters: usize, cached: bool) -> Row {
     let mut answer = |p: &[u8], out: &mut Vec<u8>| {
         // TCP connections use the general path.
         if cached && w.transport == Transport::Udp {
-            handle_cached(snap, &[], &mut cache, p, src, w.transport, out)
+            handle_cached(snap, &[], 1, &mut cache, p, src, w.transport, out)
         } else {
             handle(snap, p, src, w.transport, out)
         }

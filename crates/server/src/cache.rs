@@ -11,9 +11,13 @@
 //!   so the message is byte for byte what the full path writes (the
 //!   `fast_path` tests check this over a corpus). A new snapshot has a new
 //!   key, so a reload never serves an old answer.
+//! - **Routing decisions**: the answer's PoPs, decision and ECS scope per
+//!   (snapshot, health version, service, family, normalised client address
+//!   and prefix): everything the decision is a function of. A new health
+//!   table gets a new version from the worker, so a PoP going down is seen
+//!   by the next query.
 //! - **GeoIP records**: decoded locations by database record
-//!   ([`popdns_geo::LocationCache`]). Routing itself (health, overrides,
-//!   distances) runs on every query.
+//!   ([`popdns_geo::LocationCache`]), for decisions not memoised.
 //!
 //! Both are direct-mapped tables of fixed size: a colliding entry is
 //! replaced, memory does not grow with the query mix, and a slot's buffer is
@@ -31,8 +35,15 @@ const MAX_BODY: usize = 1232;
 pub struct QueryCache {
     answers: Box<[Slot]>,
     pub(crate) geo: popdns_geo::LocationCache,
+    pub(crate) routes: Box<[crate::geo::RouteSlot]>,
+    /// Set per query by `handle_cached`: the snapshot and health version
+    /// the answer is made from (route memo key parts).
+    pub(crate) snap_id: u64,
+    pub(crate) health_version: u64,
     /// Zone answers served from the cache.
     pub(crate) zone_hits: u64,
+    /// Routing decisions replayed.
+    pub(crate) route_hits: u64,
 }
 
 /// How often a [`QueryCache`] saved work.
@@ -42,6 +53,8 @@ pub struct CacheHits {
     pub zone: u64,
     /// GeoIP records not decoded again.
     pub geo: u64,
+    /// Routing decisions replayed (no GeoIP lookup, no ranking).
+    pub route: u64,
 }
 
 impl std::ops::Sub for CacheHits {
@@ -50,6 +63,7 @@ impl std::ops::Sub for CacheHits {
         CacheHits {
             zone: self.zone - o.zone,
             geo: self.geo - o.geo,
+            route: self.route - o.route,
         }
     }
 }
@@ -87,7 +101,13 @@ impl QueryCache {
         QueryCache {
             answers: (0..ANSWER_SLOTS).map(|_| Slot::default()).collect(),
             geo: popdns_geo::LocationCache::new(),
+            routes: (0..crate::geo::ROUTE_SLOTS)
+                .map(|_| crate::geo::RouteSlot::default())
+                .collect(),
+            snap_id: 0,
+            health_version: 0,
             zone_hits: 0,
+            route_hits: 0,
         }
     }
 
@@ -96,6 +116,7 @@ impl QueryCache {
         CacheHits {
             zone: self.zone_hits,
             geo: self.geo.hits(),
+            route: self.route_hits,
         }
     }
 

@@ -14,6 +14,73 @@ use popdns_wire::{Query, Section, Writer, class, rtype};
 use popdns_zone::ZoneSet;
 use rustc_hash::FxHashMap;
 
+use crate::cache::QueryCache;
+
+/// What a routing decision depends on, besides the query name's service:
+/// the snapshot (router, GeoIP data, overrides), the health table, the
+/// family asked and the normalised client. Key of the per-worker memo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RouteKey {
+    pub snap: u64,
+    pub health: u64,
+    pub svc: u32,
+    pub family: u8,
+    pub source: u8,
+    pub prefix: u8,
+    pub addr: IpAddr,
+}
+
+/// Slots of the per-worker route memo (a power of two).
+pub(crate) const ROUTE_SLOTS: usize = 2048;
+
+impl RouteKey {
+    #[inline]
+    fn slot(&self) -> usize {
+        let a = match self.addr {
+            IpAddr::V4(a) => u128::from(u32::from(a)),
+            IpAddr::V6(a) => u128::from(a),
+        };
+        let h = ((a as u64) ^ ((a >> 64) as u64).rotate_left(17))
+            .wrapping_add(u64::from(self.svc) << 32 | u64::from(self.prefix) << 8)
+            .wrapping_add(u64::from(self.family) << 1 | u64::from(self.source))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 53) as usize & (ROUTE_SLOTS - 1)
+    }
+}
+
+/// One memoised decision.
+#[derive(Clone)]
+pub(crate) struct RouteSlot {
+    key: Option<RouteKey>,
+    routed: Routed,
+    answer: Answer,
+}
+
+impl Default for RouteSlot {
+    fn default() -> Self {
+        RouteSlot {
+            key: None,
+            routed: Routed {
+                client: Client {
+                    addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    prefix: 0,
+                    location: None,
+                },
+                source: Source::SourceIp,
+                geo_prefix: None,
+                decision: Decision {
+                    kind: DecisionKind::ConfigOrder,
+                    override_index: None,
+                    override_prefix: None,
+                    degraded: false,
+                },
+                scope: 0,
+            },
+            answer: Answer::new(),
+        }
+    }
+}
+
 /// Routing state of a snapshot.
 pub struct GeoState {
     pub router: Router,
@@ -56,6 +123,7 @@ pub enum Source {
 }
 
 /// Everything about one routing decision (for `popdns route` and logs).
+#[derive(Clone, Copy, Debug)]
 pub struct Routed {
     pub client: Client,
     pub source: Source,
@@ -224,7 +292,7 @@ impl GeoState {
         src: IpAddr,
         family: Family,
         up: &[bool],
-        cache: Option<&mut popdns_geo::LocationCache>,
+        cache: Option<&mut QueryCache>,
         out: &mut Answer,
     ) -> Routed {
         let (addr, prefix, source) = match ecs {
@@ -237,6 +305,48 @@ impl GeoState {
                 (a, p, Source::SourceIp)
             }
         };
+        let Some(c) = cache else {
+            return self.route_client(svc, addr, prefix, source, family, up, None, out);
+        };
+        // The decision is a pure function of these (and of the snapshot and
+        // health table the key names): replay it when seen before.
+        let key = RouteKey {
+            snap: c.snap_id,
+            health: c.health_version,
+            svc: svc.index() as u32,
+            family: family as u8,
+            source: source as u8,
+            prefix,
+            addr,
+        };
+        let slot = &mut c.routes[key.slot()];
+        if slot.key == Some(key) {
+            out.clone_from(&slot.answer);
+            c.route_hits += 1;
+            return slot.routed;
+        }
+        let routed =
+            self.route_client(svc, addr, prefix, source, family, up, Some(&mut c.geo), out);
+        let slot = &mut c.routes[key.slot()];
+        slot.key = Some(key);
+        slot.routed = routed;
+        slot.answer.clone_from(out);
+        routed
+    }
+
+    /// [`GeoState::route`] for a normalised client address.
+    #[allow(clippy::too_many_arguments)]
+    fn route_client(
+        &self,
+        svc: ServiceId,
+        addr: IpAddr,
+        prefix: u8,
+        source: Source,
+        family: Family,
+        up: &[bool],
+        cache: Option<&mut popdns_geo::LocationCache>,
+        out: &mut Answer,
+    ) -> Routed {
         let hit = self.geoip.as_ref().map(|g| match cache {
             Some(c) => g.lookup_cached(addr, c),
             None => g.lookup(addr),
@@ -363,7 +473,7 @@ impl GeoState {
         src: IpAddr,
         up: &[bool],
         degraded_ttl: u32,
-        cache: Option<&mut popdns_geo::LocationCache>,
+        cache: Option<&mut QueryCache>,
         w: &mut Writer<'_>,
     ) -> (GeoInfo, Option<u8>) {
         let family = if q.qtype == rtype::AAAA {

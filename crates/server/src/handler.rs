@@ -100,15 +100,24 @@ pub fn handle_with_health(
 /// [`handle_with_health`] with a worker's memo of earlier work: the same
 /// bytes out for every packet (see [`QueryCache`]), faster for repeated
 /// questions. The UDP workers answer through this.
+///
+/// `health_version` names the contents of `up`: the caller must pass a
+/// different value whenever `up` may hold different flags than in an
+/// earlier call with the same cache (the UDP worker counts health table
+/// swaps).
+#[allow(clippy::too_many_arguments)]
 pub fn handle_cached(
     snap: &Snapshot,
     up: &[bool],
+    health_version: u64,
     cache: &mut QueryCache,
     packet: &[u8],
     src: IpAddr,
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Handled> {
+    cache.snap_id = snap.cache_id;
+    cache.health_version = health_version;
     handle_inner(snap, up, Some(cache), packet, src, transport, out)
 }
 
@@ -260,8 +269,7 @@ fn answer(
         && let Some(geo) = snap.geo.as_ref()
         && let Some(svc) = geo.service(qlc)
     {
-        let loc_cache = cache.map(|c| &mut c.geo);
-        let (info, scope) = geo.answer(svc, q, src, up, snap.degraded_ttl, loc_cache, &mut w);
+        let (info, scope) = geo.answer(svc, q, src, up, snap.degraded_ttl, cache, &mut w);
         if let (Some(o), Some(s)) = (opt.as_mut(), scope)
             && let Some((ecs, _)) = o.ecs
         {

@@ -208,6 +208,11 @@ pub(crate) struct UdpWorker<'a> {
     /// released at the worker's next query or receive timeout.
     snapshot: arc_swap::Cache<&'a ArcSwap<Snapshot>, Arc<Snapshot>>,
     health: arc_swap::Cache<&'a ArcSwap<HealthTable>, Arc<HealthTable>>,
+    /// Counts health table swaps seen (the cache's health version). The
+    /// table held is compared by address: it cannot be freed and its address
+    /// reused while this worker holds it, so every swap is seen.
+    health_version: u64,
+    health_seen: *const HealthTable,
 }
 
 impl<'a> UdpWorker<'a> {
@@ -221,6 +226,8 @@ impl<'a> UdpWorker<'a> {
             cache: QueryCache::new(),
             snapshot: arc_swap::Cache::new(&shared.snapshot),
             health: arc_swap::Cache::new(&*shared.health),
+            health_version: 0,
+            health_seen: std::ptr::null(),
         }
     }
 
@@ -240,11 +247,16 @@ impl<'a> UdpWorker<'a> {
     ) -> Option<usize> {
         let shared = self.shared;
         let snap: &Snapshot = self.snapshot.load();
-        let table: &HealthTable = self.health.load();
+        let table: &Arc<HealthTable> = self.health.load();
+        if !std::ptr::eq(Arc::as_ptr(table), self.health_seen) {
+            self.health_seen = Arc::as_ptr(table);
+            self.health_version += 1;
+        }
         let handled = {
             let h = handle_cached(
                 snap,
                 health_up(snap, table),
+                self.health_version,
                 &mut self.cache,
                 packet,
                 src.ip(),
