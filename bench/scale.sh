@@ -2,14 +2,18 @@
 # scale.sh — does the cost per query stay flat as the deployment grows? (issue 6, "Scale")
 #
 # Six popdns servers run side by side (one UDP worker each, all pinned to core 1; dnsperf on
-# core 0), each on its own port, over the shared harness's City-schema test mmdb:
+# core 0), each on its own port, over a City-level database (CITY_MMDB, e.g. the one
+# bench/rss.sh builds from DB-IP City Lite; default: the harness's small test mmdb):
 #
 #   pops-10 / pops-1000     10 or 1,000 PoPs (the harness's 5, then PoPs spread over the
-#                           globe), one service; queries: www A with the harness's 113
-#                           rotating ECS subnets
+#                           globe), one service; queries: www A with ECS from 20,000
+#                           random /24s (seeded)
 #   svc-1 / svc-10000       10 PoPs; 1 or 10,000 services (s0..s9999.cdn.example, each over
-#                           all PoPs); queries: 20,000, rotating over the services and the
-#                           113 ECS subnets
+#                           all PoPs); queries: 20,000, rotating over the services, ECS from
+#                           the same 20,000 /24s
+#
+#   Every (service, client) pair is distinct in both members of a pair, so the workers'
+#   routing memo helps neither, and the comparison is of the routing itself.
 #   zone-small / zone-1m    the harness zone alone, or with 1,000,000 more names; queries:
 #                           NXDOMAIN for 200,000 distinct names (more than a worker's answer
 #                           cache holds, so this measures the zone lookup itself)
@@ -17,8 +21,7 @@
 # For each pair, at a fixed offered rate and unthrottled, REPS times, interleaved: server CPU
 # µs per answered query and q/s (bench/measure.sh). Report: bench/fixed-rate-report.py.
 #
-# Knobs: PEERS_WORK (required: WORK dir of a peers.sh run, for the mmdb and ECS subnets),
-# WORK=/tmp/popdns-scale, RATES="100000 0", DURATION=8, REPS=2,
+# Knobs: PEERS_WORK (required: WORK dir of a peers.sh run), CITY_MMDB, WORK=/tmp/popdns-scale, RATES="100000 0", DURATION=8, REPS=2,
 # POPDNS_BIN=/tmp/target-bench/release/popdns, OUT=$WORK/scale.jsonl.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,14 +39,19 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 . "$HERE/measure.sh"
 
 mkdir -p "$WORK"
-python3 - "$HARNESS" "$PEERS_WORK/data" "$WORK" <<'EOF'
-import json, math, os, struct, sys
-harness, data, work = sys.argv[1:]
+python3 - "$HARNESS" "$PEERS_WORK/data" "$WORK" "${CITY_MMDB:-}" <<'EOF'
+import json, math, os, random, struct, sys
+harness, data, work, city = sys.argv[1:]
 sys.path.insert(0, harness)
 from dnswire import build_query
 topo = json.load(open(os.path.join(harness, "topology.json")))
-subnets = [l.strip() for l in open(os.path.join(data, "www_ecs.subnets")) if l.strip()]
-mmdb = os.path.abspath(os.path.join(data, "test.mmdb"))
+rnd = random.Random(7)
+subnets = []
+while len(subnets) < 20000:
+    a = rnd.randrange(1, 224)
+    if a not in (10, 127):
+        subnets.append(f"{a}.{rnd.randrange(256)}.{rnd.randrange(256)}.0/24")
+mmdb = os.path.abspath(city or os.path.join(data, "test.mmdb"))
 Z = topo["zone"]
 base_zone = (f"$ORIGIN {Z}.\n$TTL 300\n@ IN SOA ns1.{Z}. hostmaster.{Z}. 1 7200 1800 1209600 300\n"
              f"@ IN NS ns1.{Z}.\nns1 IN A 203.0.113.53\nstatic IN A 203.0.113.200\n")

@@ -72,6 +72,9 @@ impl std::ops::Sub for CacheHits {
 struct Slot {
     /// `Snapshot::cache_id` of the answer; 0 = empty.
     snap: u64,
+    /// Low bits of the key's hash: a miss is usually told without reading
+    /// `data` (one memory access less).
+    tag: u32,
     qtype: u16,
     rcode: u16,
     aa: bool,
@@ -123,9 +126,15 @@ impl QueryCache {
     /// The zone answer to (`qname_lc`, `qtype`) made from snapshot `snap`.
     #[inline]
     pub(crate) fn get(&self, snap: u64, qname_lc: &[u8], qtype: u16) -> Option<Hit<'_>> {
-        let s = &self.answers[slot_of(qname_lc, qtype)];
+        let (i, tag) = slot_of(qname_lc, qtype);
+        let s = &self.answers[i];
         let n = s.name_len as usize;
-        if s.snap != snap || s.qtype != qtype || n != qname_lc.len() || s.data[..n] != *qname_lc {
+        if s.tag != tag
+            || s.snap != snap
+            || s.qtype != qtype
+            || n != qname_lc.len()
+            || s.data[..n] != *qname_lc
+        {
             return None;
         }
         Some(Hit {
@@ -150,8 +159,10 @@ impl QueryCache {
         if !w.is_complete() || body.len() > MAX_BODY || qname_lc.len() > 255 {
             return;
         }
-        let s = &mut self.answers[slot_of(qname_lc, qtype)];
+        let (i, tag) = slot_of(qname_lc, qtype);
+        let s = &mut self.answers[i];
         s.snap = snap;
+        s.tag = tag;
         s.qtype = qtype;
         s.rcode = rcode;
         s.aa = aa;
@@ -163,9 +174,9 @@ impl QueryCache {
     }
 }
 
-/// FxHash-style mix of the name and type, reduced to a slot index.
+/// FxHash-style mix of the name and type: the slot index and a tag.
 #[inline]
-fn slot_of(name: &[u8], qtype: u16) -> usize {
+fn slot_of(name: &[u8], qtype: u16) -> (usize, u32) {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut h = u64::from(qtype);
     let mut chunks = name.chunks_exact(8);
@@ -178,5 +189,5 @@ fn slot_of(name: &[u8], qtype: u16) -> usize {
     let rest = chunks.remainder();
     b[..rest.len()].copy_from_slice(rest);
     h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
-    (h >> 51) as usize & (ANSWER_SLOTS - 1)
+    ((h >> 51) as usize & (ANSWER_SLOTS - 1), h as u32)
 }

@@ -130,10 +130,14 @@ fn handle_inner(
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Handled> {
-    let q = match parse_query(packet) {
+    // Matched by reference: the parsed query (with its name buffer) stays
+    // where `parse_query` wrote it instead of being copied out.
+    let parsed = parse_query(packet);
+    let q = match &parsed {
         Ok(q) => q,
         Err(ParseError::Drop) => return None,
         Err(ParseError::FormErr(fe)) => {
+            let fe = *fe;
             let max = if transport == Transport::Tcp {
                 u16::MAX as usize
             } else {
@@ -179,7 +183,7 @@ fn handle_inner(
             });
         }
     };
-    Some(answer(snap, up, cache, &q, src, transport, out))
+    Some(answer(snap, up, cache, q, src, transport, out))
 }
 
 fn answer(
