@@ -40,7 +40,7 @@ for wl in static:static.bin www-ecs:www_ecs.bin www-noecs:www.bin nxdomain:nxdom
         -c 16 -q 200 -t 1 >/dev/null 2>&1 &
     dp=$!
     sleep 0.5
-    perf record -q -e instructions:u -p "$pid" -o "$TMP/$name.data" -- sleep "$DURATION" 2>/dev/null
+    perf record -q -e instructions:u -p "$pid" -o "$TMP/$name.data" -- sleep "$DURATION" >/dev/null 2>&1 || true
     wait "$dp" || true
     python3 - "$line" "$name" <<'EOF'
 import json, sys
