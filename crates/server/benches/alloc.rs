@@ -20,6 +20,9 @@ use std::time::Instant;
 
 use popdns_server::{QueryCache, Snapshot, Transport, handle, handle_cached};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -65,42 +68,23 @@ www 30 IN A 192.0.2.1
 www 30 IN AAAA 2001:db8:1::1
 ";
 
-const POPS: &[(&str, f64, f64, &str, &str)] = &[
-    ("fra", 50.1109, 8.6821, "192.0.2.1", "2001:db8:1::1"),
-    ("iad", 39.0438, -77.4874, "198.51.100.1", "2001:db8:2::1"),
-    ("sjc", 37.3382, -121.8863, "203.0.113.1", "2001:db8:3::1"),
-    ("sin", 1.3521, 103.8198, "192.0.2.129", "2001:db8:4::1"),
-    ("gru", -23.4356, -46.4731, "198.51.100.129", "2001:db8:5::1"),
+/// The first five of the shared PoPs (the bench predates `syd`).
+const POPS: &[common::Pop] = &[
+    common::POPS[0],
+    common::POPS[1],
+    common::POPS[2],
+    common::POPS[3],
+    common::POPS[4],
 ];
 
 fn setup(dir: &Path) -> Snapshot {
-    std::fs::create_dir_all(dir.join("zones")).expect("mkdir");
-    std::fs::write(dir.join("zones/cdn.example.zone"), ZONE).expect("zone");
-    let entries = popdns_mmdbgen::parse_csv(popdns_mmdbgen::TEST_CITY_CSV).expect("csv");
-    let mmdb = dir.join("test-city.mmdb");
-    popdns_mmdbgen::write_mmdb(&entries, popdns_mmdbgen::Schema::GeoIP2City, &mmdb).expect("mmdb");
-    let mut cfg = String::from(
-        "version = 1\n[server]\nlisten = [\"127.0.0.1:0\"]\nidentity = \"alloc-bench\"\n\
-         local_pop = \"fra\"\nworkers = 1\n[zones]\ndirectory = \"zones\"\n\
-         [geoip]\ndatabase = \"test-city.mmdb\"\n",
-    );
-    for (name, lat, lon, a, aaaa) in POPS {
-        cfg.push_str(&format!(
-            "[[pops]]\nname = \"{name}\"\nlatitude = {lat}\nlongitude = {lon}\n\
-             ipv4 = [\"{a}\"]\nipv6 = [\"{aaaa}\"]\n"
-        ));
-    }
-    cfg.push_str("[[services]]\nname = \"www.cdn.example\"\nttl = 30\nanswers = 1\n");
-    let path = dir.join("popdns.toml");
-    std::fs::write(&path, cfg).expect("config");
-    let config = match popdns_config::load(&path) {
-        Ok(c) => c,
-        Err(es) => panic!("config: {es:?}"),
-    };
-    match popdns_server::build(&config, 1) {
-        Ok(s) => s,
-        Err(es) => panic!("build: {es:?}"),
-    }
+    common::snapshot(
+        dir,
+        "alloc-bench",
+        &[("cdn.example.zone", ZONE.to_string())],
+        POPS,
+        "[[services]]\nname = \"www.cdn.example\"\nttl = 30\nanswers = 1\n",
+    )
 }
 
 /// A query message (no TCP length prefix): RD=0, one question, optional
@@ -119,17 +103,7 @@ fn query(id: u16, name: &str, qtype: u16, edns: bool, ecs: Option<(IpAddr, u8)>)
     if edns {
         let mut opt = Vec::new();
         if let Some((addr, prefix)) = ecs {
-            let (family, bytes): (u16, Vec<u8>) = match addr {
-                IpAddr::V4(a) => (1, a.octets().to_vec()),
-                IpAddr::V6(a) => (2, a.octets().to_vec()),
-            };
-            let n = usize::from(prefix).div_ceil(8);
-            opt.extend_from_slice(&8u16.to_be_bytes());
-            opt.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-            opt.extend_from_slice(&family.to_be_bytes());
-            opt.push(prefix);
-            opt.push(0);
-            opt.extend_from_slice(&bytes[..n]);
+            opt = common::ecs_option(addr, prefix);
         }
         m.push(0);
         m.extend_from_slice(&41u16.to_be_bytes());

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use popdns_server::{QueryCache, Snapshot, Transport, handle_cached, handle_with_health};
 
+mod common;
+
 const EXTRA_ZONE: &str = "$ORIGIN big.test.
 $TTL 600
 @ IN SOA ns1.big.test. hostmaster.big.test. 7 3600 600 604800 120
@@ -126,24 +128,17 @@ ns.kid IN A 192.0.2.201
 ns.kid IN AAAA 2001:db8::201
 ";
 
-const POPS: &[(&str, f64, f64, &str, &str)] = &[
-    ("fra", 50.1109, 8.6821, "192.0.2.1", "2001:db8:1::1"),
-    ("iad", 39.0438, -77.4874, "198.51.100.1", "2001:db8:2::1"),
-    ("sjc", 37.3382, -121.8863, "203.0.113.1", "2001:db8:3::1"),
-    ("sin", 1.3521, 103.8198, "192.0.2.129", "2001:db8:4::1"),
-    ("gru", -23.4356, -46.4731, "198.51.100.129", "2001:db8:5::1"),
-    ("syd", -33.8688, 151.2093, "198.51.100.200", ""),
-];
+const POPS: &[common::Pop] = common::POPS;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn setup(dir: &Path, serial_bump: bool) -> Snapshot {
-    let zones = dir.join("zones");
-    std::fs::create_dir_all(&zones).expect("mkdir");
+    let mut zones = Vec::new();
     for f in ["cdn.example.zone", "example.net.zone"] {
-        std::fs::copy(repo_root().join("zones").join(f), zones.join(f)).expect("copy zone");
+        let text = std::fs::read_to_string(repo_root().join("zones").join(f)).expect("zone");
+        zones.push((f, text));
     }
     let extra = if serial_bump {
         EXTRA_ZONE
@@ -152,38 +147,16 @@ fn setup(dir: &Path, serial_bump: bool) -> Snapshot {
     } else {
         EXTRA_ZONE.to_string()
     };
-    std::fs::write(zones.join("big.test.zone"), extra).expect("zone");
-    let entries = popdns_mmdbgen::parse_csv(popdns_mmdbgen::TEST_CITY_CSV).expect("csv");
-    let mmdb = dir.join("test-city.mmdb");
-    popdns_mmdbgen::write_mmdb(&entries, popdns_mmdbgen::Schema::GeoIP2City, &mmdb).expect("mmdb");
-    let mut cfg = String::from(
-        "version = 1\n[server]\nlisten = [\"127.0.0.1:0\"]\nidentity = \"fast-path-test\"\n\
-         local_pop = \"fra\"\nworkers = 1\n[zones]\ndirectory = \"zones\"\n\
-         [geoip]\ndatabase = \"test-city.mmdb\"\n",
-    );
-    for (name, lat, lon, a, aaaa) in POPS {
-        cfg.push_str(&format!(
-            "[[pops]]\nname = \"{name}\"\nlatitude = {lat}\nlongitude = {lon}\nipv4 = [\"{a}\"]\n"
-        ));
-        if !aaaa.is_empty() {
-            cfg.push_str(&format!("ipv6 = [\"{aaaa}\"]\n"));
-        }
-    }
-    cfg.push_str(
+    zones.push(("big.test.zone", extra));
+    common::snapshot(
+        dir,
+        "fast-path-test",
+        &zones,
+        POPS,
         "[[services]]\nname = \"www.cdn.example\"\nttl = 30\nanswers = 1\n\
          [[services]]\nname = \"video.cdn.example\"\nttl = 20\nanswers = 2\n\
          [[overrides]]\nnetworks = [\"10.0.0.0/8\"]\npops = [\"iad\"]\n",
-    );
-    let path = dir.join("popdns.toml");
-    std::fs::write(&path, cfg).expect("config");
-    let config = match popdns_config::load(&path) {
-        Ok(c) => c,
-        Err(es) => panic!("config: {es:?}"),
-    };
-    match popdns_server::build(&config, 1) {
-        Ok(s) => s,
-        Err(es) => panic!("build: {es:?}"),
-    }
+    )
 }
 
 #[derive(Clone, Copy)]
@@ -231,21 +204,7 @@ fn query(id: u16, name: &str, case: usize, qtype: u16, qclass: u16, edns: Edns) 
         Edns::Size(s) => (s, 0, Vec::new()),
         Edns::Nsid => (1232, 0, vec![0, 3, 0, 0]),
         Edns::Do => (1232, 0x80, Vec::new()),
-        Edns::Ecs(addr, prefix) => {
-            let (family, bytes): (u16, Vec<u8>) = match addr {
-                IpAddr::V4(a) => (1, a.octets().to_vec()),
-                IpAddr::V6(a) => (2, a.octets().to_vec()),
-            };
-            let n = usize::from(prefix).div_ceil(8);
-            let mut o = Vec::new();
-            o.extend_from_slice(&8u16.to_be_bytes());
-            o.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-            o.extend_from_slice(&family.to_be_bytes());
-            o.push(prefix);
-            o.push(0);
-            o.extend_from_slice(&bytes[..n]);
-            (1232, 0, o)
-        }
+        Edns::Ecs(addr, prefix) => (1232, 0, common::ecs_option(addr, prefix)),
     };
     m.push(0);
     m.extend_from_slice(&41u16.to_be_bytes());
