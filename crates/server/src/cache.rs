@@ -19,13 +19,14 @@
 //! - **GeoIP records**: decoded locations by database record
 //!   ([`popdns_geo::LocationCache`]), for decisions not memoised.
 //!
-//! Both are direct-mapped tables of fixed size: a colliding entry is
-//! replaced, memory does not grow with the query mix, and a slot's buffer is
-//! reused, so steady-state hits and misses do not allocate.
+//! All are tables of fixed size (zone answers two-way set-associative, the
+//! others direct-mapped): a colliding entry is replaced, memory does not
+//! grow with the query mix, and a slot's buffer is reused, so steady-state
+//! hits and misses do not allocate.
 
 use popdns_wire::Writer;
 
-/// Zone-answer slots per worker (a power of two).
+/// Zone-answer slots per worker (a power of two), in buckets of two.
 const ANSWER_SLOTS: usize = 8192;
 /// Largest body kept (UDP answers are at most 1232 bytes).
 const MAX_BODY: usize = 1232;
@@ -84,6 +85,19 @@ struct Slot {
     data: Vec<u8>,
 }
 
+impl Slot {
+    /// Holds the answer to this question under this snapshot.
+    #[inline]
+    fn is(&self, snap: u64, tag: u32, qname_lc: &[u8], qtype: u16) -> bool {
+        let n = self.name_len as usize;
+        self.tag == tag
+            && self.snap == snap
+            && self.qtype == qtype
+            && n == qname_lc.len()
+            && self.data[..n] == *qname_lc
+    }
+}
+
 /// What a cache hit gives back.
 pub(crate) struct Hit<'c> {
     pub rcode: u16,
@@ -127,16 +141,10 @@ impl QueryCache {
     #[inline]
     pub(crate) fn get(&self, snap: u64, qname_lc: &[u8], qtype: u16) -> Option<Hit<'_>> {
         let (i, tag) = slot_of(qname_lc, qtype);
-        let s = &self.answers[i];
+        let s = self.answers[i..i + 2]
+            .iter()
+            .find(|s| s.is(snap, tag, qname_lc, qtype))?;
         let n = s.name_len as usize;
-        if s.tag != tag
-            || s.snap != snap
-            || s.qtype != qtype
-            || n != qname_lc.len()
-            || s.data[..n] != *qname_lc
-        {
-            return None;
-        }
         Some(Hit {
             rcode: s.rcode,
             aa: s.aa,
@@ -160,6 +168,12 @@ impl QueryCache {
             return;
         }
         let (i, tag) = slot_of(qname_lc, qtype);
+        // Two slots per bucket: the newer answer in the first. A new answer
+        // moves the first to the second (whose buffer it then reuses), so
+        // the older of the two is the one replaced.
+        if !self.answers[i].is(snap, tag, qname_lc, qtype) {
+            self.answers.swap(i, i + 1);
+        }
         let s = &mut self.answers[i];
         s.snap = snap;
         s.tag = tag;
@@ -189,5 +203,6 @@ fn slot_of(name: &[u8], qtype: u16) -> (usize, u32) {
     let rest = chunks.remainder();
     b[..rest.len()].copy_from_slice(rest);
     h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
-    ((h >> 51) as usize & (ANSWER_SLOTS - 1), h as u32)
+    // The first slot of a two-slot bucket.
+    ((h >> 51) as usize & (ANSWER_SLOTS - 2), h as u32)
 }

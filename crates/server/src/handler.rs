@@ -263,12 +263,8 @@ fn answer(
         return done(w, rcode::REFUSED, false, Kind::Refused, opt);
     }
     let qlc = q.qname_lc.as_bytes();
-    let Some(zone) = snap.zones.find(qlc) else {
-        if let Some(o) = opt.as_mut() {
-            o.ede = Some(EDE_NOT_AUTHORITATIVE);
-        }
-        return done(w, rcode::REFUSED, false, Kind::Refused, opt);
-    };
+    // Service names lie inside a served zone (checked when the snapshot is
+    // built), so the zone lookup can wait.
     if (q.qtype == rtype::A || q.qtype == rtype::AAAA)
         && let Some(geo) = snap.geo.as_ref()
         && let Some(svc) = geo.service(qlc)
@@ -283,6 +279,9 @@ fn answer(
         h.geo = Some(info);
         return h;
     }
+    // A stored answer for this name and type under this snapshot was made
+    // by the zone path below (REFUSED answers are never stored), so it is
+    // what that path would write again.
     if let Some(c) = cache.as_deref_mut()
         && let Some(hit) = c.get(snap.cache_id, qlc, q.qtype)
         && w.push_body(hit.body, hit.counts)
@@ -291,6 +290,12 @@ fn answer(
         c.zone_hits += 1;
         return done(w, rc, aa, Kind::Zone, opt);
     }
+    let Some(zone) = snap.zones.find(qlc) else {
+        if let Some(o) = opt.as_mut() {
+            o.ede = Some(EDE_NOT_AUTHORITATIVE);
+        }
+        return done(w, rcode::REFUSED, false, Kind::Refused, opt);
+    };
     let (rc, aa, _) = snap.zones.answer(zone, q.qname, qlc, q.qtype, &mut w);
     if let Some(c) = cache {
         c.put(snap.cache_id, qlc, q.qtype, rc, aa, &w);

@@ -57,13 +57,16 @@ pub(crate) fn udp_loop_mmsg(shared: &Shared, sock: &UdpSocket, worker: usize) {
         }
         // SAFETY: every mmsghdr points at live buffers owned by this frame
         // (names, riov, rbufs) that outlive the call; BATCH entries exist.
+        // The raw system call: glibc's wrapper adds thread-cancellation
+        // bookkeeping this thread never uses.
         let n = unsafe {
-            libc::recvmmsg(
+            libc::syscall(
+                libc::SYS_recvmmsg,
                 fd,
                 rmsgs.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
+                std::ptr::null_mut::<libc::timespec>(),
             )
         };
         if n <= 0 {
@@ -113,7 +116,8 @@ pub(crate) fn udp_loop_mmsg(shared: &Shared, sock: &UdpSocket, worker: usize) {
         while sent < nsend {
             // SAFETY: entries sent..nsend point at live buffers of this frame.
             let r = unsafe {
-                libc::sendmmsg(
+                libc::syscall(
+                    libc::SYS_sendmmsg,
                     fd,
                     smsgs.as_mut_ptr().add(sent),
                     (nsend - sent) as libc::c_uint,
