@@ -50,8 +50,8 @@ print(f"### {sys.argv[2]}: {r['instructions_u_per_query']:.0f} user + {r['instru
 EOF
     echo
     echo '```'
-    perf report -i "$TMP/$name.data" --no-children --sort sym 2>/dev/null |
-        grep -E '^ +[0-9.]+%' | head -12 | cut -c1-120
+    { perf report -i "$TMP/$name.data" --no-children --sort sym 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -12 | cut -c1-120; } || true   # head ends the pipe early
     echo '```'
     echo
 done
