@@ -188,6 +188,14 @@ fn metrics_count_queries() {
     // No GeoIP database: every location is unknown, ranked from local_pop.
     assert_eq!(get("popdns_geo_decisions_total{kind=\"local-pop\"}"), 6.0);
     assert_eq!(get("popdns_ecs_queries_total"), 1.0);
+    // Repeated questions are answered from the UDP worker's memo (one
+    // worker): the 2nd to 5th `www` query replay the decision, the 2nd and
+    // 3rd `nope` query the stored NXDOMAIN.
+    assert!(
+        get("popdns_worker_memo_hits_total{kind=\"route\"}") >= 4.0,
+        "{text}"
+    );
+    assert!(get("popdns_worker_memo_hits_total{kind=\"zone\"}") >= 2.0);
     assert_eq!(m["popdns_zone_serial{zone=\"cdn.example.\"}"], 1.0);
     assert_eq!(m["popdns_snapshot_generation"], 1.0);
     assert_eq!(m["popdns_pop_up{pop=\"fra\"}"], 1.0);

@@ -437,6 +437,15 @@ impl Backend for Daemon {
             ],
         );
         m.counter(
+            "popdns_worker_memo_hits",
+            "UDP answers helped by a worker's memo, by kind (zone: a stored zone answer replayed; route: a routing decision replayed; geoip: a GeoIP record not decoded again)",
+            vec![
+                (vec![label("kind", "zone")], t.memo_hits[0]),
+                (vec![label("kind", "route")], t.memo_hits[1]),
+                (vec![label("kind", "geoip")], t.memo_hits[2]),
+            ],
+        );
+        m.counter(
             "popdns_ecs_queries",
             "Queries that carried a valid EDNS Client Subnet option",
             vec![(vec![], t.ecs_queries)],

@@ -94,6 +94,7 @@ pub(crate) fn udp_loop_mmsg(shared: &Shared, sock: &UdpSocket, worker: usize) {
                 nsend += 1;
             }
         }
+        w.publish();
         if nsend == 0 {
             continue;
         }

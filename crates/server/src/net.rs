@@ -231,6 +231,11 @@ impl<'a> UdpWorker<'a> {
         }
     }
 
+    /// Publish the memo's hit counts to the metrics (after each batch).
+    pub(crate) fn publish(&self) {
+        self.stats.set_memo_hits(self.cache.hits());
+    }
+
     /// Drop a replaced snapshot or health table now (called when idle).
     pub(crate) fn refresh(&mut self) {
         self.snapshot.load();
@@ -338,6 +343,7 @@ pub(crate) fn udp_loop_simple(shared: &Shared, sock: &UdpSocket, worker: usize) 
         {
             tracing::debug!(error = %e, %src, "udp send error");
         }
+        w.publish();
     }
 }
 

@@ -72,6 +72,9 @@ pub struct WorkerStats {
     dropped: AtomicU64,
     pub(crate) rrl_dropped: AtomicU64,
     pub(crate) rrl_slipped: AtomicU64,
+    /// The worker memo's hits so far: zone answers, routing decisions,
+    /// GeoIP records (published by the worker after each batch).
+    memo_hits: [AtomicU64; 3],
     /// Only one thread writes this block (a UDP worker's): counting is a
     /// plain load and store, no locked read-modify-write on the query path.
     exclusive: bool,
@@ -87,6 +90,7 @@ impl Default for WorkerStats {
             dropped: AtomicU64::new(0),
             rrl_dropped: AtomicU64::new(0),
             rrl_slipped: AtomicU64::new(0),
+            memo_hits: std::array::from_fn(|_| AtomicU64::new(0)),
             exclusive: false,
         }
     }
@@ -104,6 +108,16 @@ fn bump(c: &AtomicU64, exclusive: bool) {
 }
 
 impl WorkerStats {
+    /// Publish a worker memo's hit totals (only into a block this worker
+    /// owns alone; a shared block keeps none).
+    pub(crate) fn set_memo_hits(&self, h: crate::cache::CacheHits) {
+        if self.exclusive {
+            for (c, v) in self.memo_hits.iter().zip([h.zone, h.route, h.geo]) {
+                c.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Count one handled query (`None`: dropped without an answer).
     #[inline]
     pub fn record(&self, h: Option<&Handled>) {
@@ -146,6 +160,8 @@ pub struct Totals {
     pub dropped: u64,
     pub rrl_dropped: u64,
     pub rrl_slipped: u64,
+    /// Worker memo hits: zone answers, routing decisions, GeoIP records.
+    pub memo_hits: [u64; 3],
 }
 
 /// Every counter block.
@@ -210,6 +226,9 @@ impl Stats {
         t.dropped = sum(&all, &|b| b.dropped.load(Ordering::Relaxed));
         t.rrl_dropped = sum(&all, &|b| b.rrl_dropped.load(Ordering::Relaxed));
         t.rrl_slipped = sum(&all, &|b| b.rrl_slipped.load(Ordering::Relaxed));
+        for (i, v) in t.memo_hits.iter_mut().enumerate() {
+            *v = sum(&all, &|b| b.memo_hits[i].load(Ordering::Relaxed));
+        }
         t
     }
 }
