@@ -163,11 +163,11 @@ pub(crate) struct HttpClients {
 }
 
 impl HttpClients {
-    pub(crate) fn new() -> Result<HttpClients, HealthError> {
-        Ok(HttpClients {
+    pub(crate) fn new() -> HttpClients {
+        HttpClients {
             secure: Arc::new(OnceLock::new()),
             insecure: Arc::new(OnceLock::new()),
-        })
+        }
     }
 
     fn get(&self, insecure: bool) -> Result<reqwest::Client, String> {

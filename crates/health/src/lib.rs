@@ -453,7 +453,7 @@ impl Monitor {
                 tracing::warn!(pop = %name, "health state file names an unknown PoP; ignored");
             }
         }
-        let clients = HttpClients::new()?;
+        let clients = HttpClients::new();
         let mut next_id = 0;
         let entries: Vec<Entry> = pops
             .into_iter()

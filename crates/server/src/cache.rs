@@ -1,8 +1,8 @@
 //! Per-worker memo of finished work, so that a repeated question costs a
 //! hash lookup and a copy instead of a walk of the zone and a fresh encoding.
 //!
-//! Both parts are owned by one UDP worker (no sharing, no locks) and never
-//! change an answer:
+//! All three parts are owned by one UDP worker (no sharing, no locks) and
+//! never change an answer:
 //!
 //! - **Zone answers**: the sections after the question of a complete zone
 //!   answer (nothing truncated or left out), keyed by the lowercased name and

@@ -48,37 +48,12 @@ impl RouteKey {
     }
 }
 
-/// One memoised decision.
-#[derive(Clone)]
+/// One memoised decision: the key it was made for, what was decided, and
+/// the PoPs answered.
+#[derive(Clone, Default)]
 pub(crate) struct RouteSlot {
-    key: Option<RouteKey>,
-    routed: Routed,
+    entry: Option<(RouteKey, Routed)>,
     answer: Answer,
-}
-
-impl Default for RouteSlot {
-    fn default() -> Self {
-        RouteSlot {
-            key: None,
-            routed: Routed {
-                client: Client {
-                    addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                    prefix: 0,
-                    location: None,
-                },
-                source: Source::SourceIp,
-                geo_prefix: None,
-                decision: Decision {
-                    kind: DecisionKind::ConfigOrder,
-                    override_index: None,
-                    override_prefix: None,
-                    degraded: false,
-                },
-                scope: 0,
-            },
-            answer: Answer::new(),
-        }
-    }
 }
 
 /// Routing state of a snapshot.
@@ -319,17 +294,18 @@ impl GeoState {
             prefix,
             addr,
         };
-        let slot = &mut c.routes[key.slot()];
-        if slot.key == Some(key) {
-            out.clone_from(&slot.answer);
+        let i = key.slot();
+        if let Some((k, routed)) = c.routes[i].entry
+            && k == key
+        {
+            out.clone_from(&c.routes[i].answer);
             c.route_hits += 1;
-            return slot.routed;
+            return routed;
         }
         let routed =
             self.route_client(svc, addr, prefix, source, family, up, Some(&mut c.geo), out);
-        let slot = &mut c.routes[key.slot()];
-        slot.key = Some(key);
-        slot.routed = routed;
+        let slot = &mut c.routes[i];
+        slot.entry = Some((key, routed));
         slot.answer.clone_from(out);
         routed
     }
