@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # scale.sh — does the cost per query stay flat as the deployment grows? (issue 6, "Scale")
 #
-# Six popdns servers run side by side (one UDP worker each, all pinned to core 1; dnsperf on
+# Seven popdns servers run side by side (one UDP worker each, all pinned to core 1; dnsperf on
 # core 0), each on its own port, over a City-level database (CITY_MMDB, e.g. the one
 # bench/rss.sh builds from DB-IP City Lite; default: the harness's small test mmdb):
 #
-#   pops-10 / pops-1000     10 or 1,000 PoPs (the harness's 5, then PoPs spread over the
-#                           globe), one service; queries: www A with ECS from 20,000
-#                           random /24s (seeded)
+#   pops-10 / pops-1000     10 or 1,000 PoPs (the harness's 5, then PoPs spread evenly
+#                           between +-72 degrees latitude), one service; queries: www A with
+#                           ECS from 20,000 random /24s (seeded)
+#   pops-1000-line          1,000 PoPs all on one spiral line (the layout of the first
+#                           measurement, a worst case for the candidate grid)
 #   svc-1 / svc-10000       10 PoPs; 1 or 10,000 services (s0..s9999.cdn.example, each over
 #                           all PoPs); queries: 20,000, rotating over the services, ECS from
 #                           the same 20,000 /24s
@@ -56,17 +58,25 @@ Z = topo["zone"]
 base_zone = (f"$ORIGIN {Z}.\n$TTL 300\n@ IN SOA ns1.{Z}. hostmaster.{Z}. 1 7200 1800 1209600 300\n"
              f"@ IN NS ns1.{Z}.\nns1 IN A 203.0.113.53\nstatic IN A 203.0.113.200\n")
 
-def pops(n):
+def pops(n, layout):
     out = [(p["id"], p["lat"], p["lon"]) for p in topo["pops"]][:n]
+    base = list(out)
     i = 0
-    while len(out) < n:  # a deterministic spread: golden-angle spiral over the sphere
+    while len(out) < n:
         i += 1
-        lat = math.degrees(math.asin(2 * ((i * 0.6180339887) % 1) - 1)) * 0.8
+        if layout == "line":
+            # The layout of the first measurement: latitude and longitude both
+            # step by the golden ratio, so every PoP lies on one spiral line,
+            # a worst case for the candidate grid.
+            lat = math.degrees(math.asin(2 * ((i * 0.6180339887) % 1) - 1)) * 0.8
+        else:
+            # Fibonacci sphere: even spacing between +-72 degrees latitude.
+            lat = math.degrees(math.asin(2 * (i - 0.5) / (n - len(base)) - 1)) * 0.8
         lon = ((i * 137.50776) % 360) - 180
         out.append((f"p{i:04d}", round(lat, 4), round(lon, 4)))
     return out
 
-def write(name, port, npops, nservices, extra_names=0):
+def write(name, port, npops, nservices, extra_names=0, layout="spread"):
     d = os.path.join(work, name)
     os.makedirs(os.path.join(d, "zones"), exist_ok=True)
     zf = os.path.join(d, "zones", Z + ".zone")
@@ -80,7 +90,7 @@ def write(name, port, npops, nservices, extra_names=0):
              'local_pop = "fra"', "workers = 1", "[zones]",
              f"directory = {json.dumps(os.path.join(d, 'zones'))}", "[geoip]",
              f"database = {json.dumps(mmdb)}"]
-    for j, (pid, lat, lon) in enumerate(pops(npops)):
+    for j, (pid, lat, lon) in enumerate(pops(npops, layout)):
         lines += ["[[pops]]", f'name = "{pid}"', f"latitude = {lat}", f"longitude = {lon}",
                   f'ipv4 = ["10.200.{j >> 8}.{j & 255}"]']
     names = ["www." + Z] if nservices == 1 else [f"s{i}.{Z}" for i in range(nservices)]
@@ -97,6 +107,7 @@ def queries(path, items):
 
 write("pops-10", 25401, 10, 1)
 write("pops-1000", 25402, 1000, 1)
+write("pops-1000-line", 25407, 1000, 1, layout="line")
 queries(os.path.join(work, "ecs.bin"), [("www." + Z, s) for s in subnets])
 for name, port, n in (("svc-1", 25403, 1), ("svc-10000", 25404, 10000)):
     names = write(name, port, 10, n)
@@ -108,10 +119,11 @@ queries(os.path.join(work, "nx.bin"), [(f"nx{i:06d}.{Z}", None) for i in range(2
 EOF
 
 declare -A PID PORT FILE
-PORT=([pops-10]=25401 [pops-1000]=25402 [svc-1]=25403 [svc-10000]=25404 [zone-small]=25405 [zone-1m]=25406)
-FILE=([pops-10]=ecs.bin [pops-1000]=ecs.bin [svc-1]=svc-1.bin [svc-10000]=svc-10000.bin
-      [zone-small]=nx.bin [zone-1m]=nx.bin)
-SERVERS="pops-10 pops-1000 svc-1 svc-10000 zone-small zone-1m"
+PORT=([pops-10]=25401 [pops-1000]=25402 [pops-1000-line]=25407 [svc-1]=25403 [svc-10000]=25404
+      [zone-small]=25405 [zone-1m]=25406)
+FILE=([pops-10]=ecs.bin [pops-1000]=ecs.bin [pops-1000-line]=ecs.bin [svc-1]=svc-1.bin
+      [svc-10000]=svc-10000.bin [zone-small]=nx.bin [zone-1m]=nx.bin)
+SERVERS="pops-10 pops-1000 pops-1000-line svc-1 svc-10000 zone-small zone-1m"
 stop_all() { for p in "${!PID[@]}"; do kill "${PID[$p]}" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop_all EXIT
 for s in $SERVERS; do

@@ -647,3 +647,97 @@ fn grid_on_many_pops_matches_brute_force_near_poles_and_antimeridian() {
         );
     }
 }
+
+/// 1,000 PoPs in layouts that stress the candidate grid:
+/// all on one spiral line (the PoPs of `bench/scale.sh`), dense metro
+/// clusters with repeated coordinates, and a uniform spread. Random clients
+/// anywhere, some PoPs down: the answer must be the brute-force ranking's.
+#[test]
+fn grid_with_early_stop_matches_brute_force_on_1000_pops() {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rnd = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let line: Vec<(f64, f64)> = (1..=1000)
+        .map(|i| {
+            let f = (i as f64 * 0.618_033_988_7) % 1.0;
+            let lat = (2.0 * f - 1.0).asin().to_degrees() * 0.8;
+            let lon = (i as f64 * 137.507_76) % 360.0 - 180.0;
+            (lat, lon)
+        })
+        .collect();
+    let metros = [(50.1, 8.7), (40.7, -74.0), (1.35, 103.8), (-33.9, 151.2)];
+    let clusters: Vec<(f64, f64)> = (0..1000)
+        .map(|i| {
+            let (la, lo) = metros[i % metros.len()];
+            // Every tenth PoP repeats its metro's exact coordinates.
+            if i % 10 == 0 {
+                (la, lo)
+            } else {
+                (la + (rnd() - 0.5) * 4.0, lo + (rnd() - 0.5) * 4.0)
+            }
+        })
+        .collect();
+    let uniform: Vec<(f64, f64)> = (0..1000)
+        .map(|_| {
+            (
+                (2.0 * rnd() - 1.0).asin().to_degrees(),
+                rnd() * 360.0 - 180.0,
+            )
+        })
+        .collect();
+    for (layout, coords) in [("line", line), ("clusters", clusters), ("uniform", uniform)] {
+        let pops: Vec<PopSpec> = coords
+            .iter()
+            .enumerate()
+            .map(|(i, &(la, lo))| pop(&format!("p{i}"), la, lo))
+            .collect();
+        let n = pops.len();
+        let r = Router::new(RouterSpec {
+            pops,
+            services: vec![service("s", 2, None)],
+            overrides: vec![],
+            local_pop: None,
+        })
+        .expect("router");
+        let id = r.service_id("s").expect("service");
+        let mut up = vec![true; n];
+        let mut a = Answer::new();
+        for round in 0..2000 {
+            if round == 1000 {
+                // Knock out a tenth of the PoPs (and so some nearest ones).
+                for (i, u) in up.iter_mut().enumerate() {
+                    *u = i % 10 != 3;
+                }
+            }
+            let (lat, lon) = if round % 2 == 0 {
+                // Near a PoP: where the ranking is decided by small gaps.
+                let (la, lo) = coords[(rnd() * n as f64) as usize % n];
+                (
+                    (la + (rnd() - 0.5) * 0.5).clamp(-90.0, 90.0),
+                    (lo + (rnd() - 0.5) * 0.5).clamp(-180.0, 180.0),
+                )
+            } else {
+                (
+                    (2.0 * rnd() - 1.0).asin().to_degrees(),
+                    rnd() * 360.0 - 180.0,
+                )
+            };
+            r.decide(id, at(lat, lon), Family::V4, &up, &mut a);
+            let mut brute: Vec<usize> = (0..n).filter(|&p| up[p]).collect();
+            brute.sort_by(|&x, &y| {
+                let dx = distance_km((lat, lon), (r.pop(x).lat, r.pop(x).lon));
+                let dy = distance_km((lat, lon), (r.pop(y).lat, r.pop(y).lon));
+                dx.total_cmp(&dy).then(x.cmp(&y))
+            });
+            assert_eq!(
+                a.pops().collect::<Vec<_>>(),
+                brute[..2].to_vec(),
+                "{layout}: client {lat} {lon}, round {round}"
+            );
+        }
+    }
+}

@@ -13,21 +13,28 @@
 //!   key, so a reload never serves an old answer.
 //! - **Routing decisions**: the answer's PoPs, decision and ECS scope per
 //!   (snapshot, health version, service, family, normalised client address
-//!   and prefix): everything the decision is a function of. A new health
-//!   table gets a new version from the worker, so a PoP going down is seen
-//!   by the next query.
+//!   and prefix): everything the decision is a function of, and so is the
+//!   answer section, whose bytes are kept too when it was written whole
+//!   (replayed under the same fits-whole rule). A new health table gets a
+//!   new version from the worker, so a PoP going down is seen by the next
+//!   query.
 //! - **GeoIP records**: decoded locations by database record
 //!   ([`popdns_geo::LocationCache`]), for decisions not memoised.
 //!
-//! All are tables of fixed size (zone answers two-way set-associative, the
-//! others direct-mapped): a colliding entry is replaced, memory does not
+//! All are tables of fixed size (zone answers four-way set-associative,
+//! routing decisions two-way, GeoIP records direct-mapped): a colliding entry is replaced, memory does not
 //! grow with the query mix, and a slot's buffer is reused, so steady-state
 //! hits and misses do not allocate.
 
 use popdns_wire::Writer;
 
-/// Zone-answer slots per worker (a power of two), in buckets of two.
-const ANSWER_SLOTS: usize = 8192;
+/// Zone-answer slots per worker (a power of two), in buckets of [`WAYS`].
+const ANSWER_SLOTS: usize = 16384;
+/// Slots per bucket: a name competes with few others for its bucket, so a
+/// working set up to about the table's size stays in it (with two ways, a
+/// quarter of 4,096 names cycled through 8,192 slots kept evicting each
+/// other).
+const WAYS: usize = 4;
 /// Largest body kept (UDP answers are at most 1232 bytes).
 const MAX_BODY: usize = 1232;
 
@@ -141,7 +148,7 @@ impl QueryCache {
     #[inline]
     pub(crate) fn get(&self, snap: u64, qname_lc: &[u8], qtype: u16) -> Option<Hit<'_>> {
         let (i, tag) = slot_of(qname_lc, qtype);
-        let s = self.answers[i..i + 2]
+        let s = self.answers[i..i + WAYS]
             .iter()
             .find(|s| s.is(snap, tag, qname_lc, qtype))?;
         let n = s.name_len as usize;
@@ -168,13 +175,19 @@ impl QueryCache {
             return;
         }
         let (i, tag) = slot_of(qname_lc, qtype);
-        // Two slots per bucket: the newer answer in the first. A new answer
-        // moves the first to the second (whose buffer it then reuses), so
-        // the older of the two is the one replaced.
-        if !self.answers[i].is(snap, tag, qname_lc, qtype) {
-            self.answers.swap(i, i + 1);
-        }
-        let s = &mut self.answers[i];
+        // Newest answer first in its bucket: a new answer moves the others
+        // one down and takes the last one's place (and buffer), so the
+        // oldest is the one replaced. An answer already there is rewritten
+        // in place.
+        let bucket = &mut self.answers[i..i + WAYS];
+        let j = match bucket.iter().position(|s| s.is(snap, tag, qname_lc, qtype)) {
+            Some(j) => j,
+            None => {
+                bucket.rotate_right(1);
+                0
+            }
+        };
+        let s = &mut bucket[j];
         s.snap = snap;
         s.tag = tag;
         s.qtype = qtype;
@@ -203,6 +216,6 @@ fn slot_of(name: &[u8], qtype: u16) -> (usize, u32) {
     let rest = chunks.remainder();
     b[..rest.len()].copy_from_slice(rest);
     h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
-    // The first slot of a two-slot bucket.
-    ((h >> 51) as usize & (ANSWER_SLOTS - 2), h as u32)
+    // The first slot of a bucket.
+    ((h >> 50) as usize & (ANSWER_SLOTS - WAYS), h as u32)
 }

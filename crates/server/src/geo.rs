@@ -30,12 +30,15 @@ pub(crate) struct RouteKey {
     pub addr: IpAddr,
 }
 
-/// Slots of the per-worker route memo (a power of two).
+/// Slots of the per-worker route memo (a power of two), in buckets of two.
 pub(crate) const ROUTE_SLOTS: usize = 2048;
+/// Largest encoded answer section kept with a decision.
+const MAX_ROUTE_BODY: usize = 512;
 
 impl RouteKey {
+    /// The first slot of the key's two-slot bucket.
     #[inline]
-    fn slot(&self) -> usize {
+    fn bucket(&self) -> usize {
         let a = match self.addr {
             IpAddr::V4(a) => u128::from(u32::from(a)),
             IpAddr::V6(a) => u128::from(a),
@@ -44,16 +47,28 @@ impl RouteKey {
             .wrapping_add(u64::from(self.svc) << 32 | u64::from(self.prefix) << 8)
             .wrapping_add(u64::from(self.family) << 1 | u64::from(self.source))
             .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (h >> 53) as usize & (ROUTE_SLOTS - 1)
+        (h >> 53) as usize & (ROUTE_SLOTS - 2)
     }
 }
 
-/// One memoised decision: the key it was made for, what was decided, and
-/// the PoPs answered.
+/// One memoised decision: the key it was made for, what was decided, the
+/// PoPs answered and, when the answer section was written whole, its bytes.
 #[derive(Clone, Default)]
 pub(crate) struct RouteSlot {
     entry: Option<(RouteKey, Routed)>,
     answer: Answer,
+    /// The answer section as written after the question (owner compressed
+    /// against the question name, which matches case-insensitively, so the
+    /// bytes do not depend on the query's case); empty when not kept.
+    body: Vec<u8>,
+    counts: [u16; 3],
+}
+
+impl RouteSlot {
+    #[inline]
+    fn holds(&self, key: &RouteKey) -> bool {
+        matches!(&self.entry, Some((k, _)) if k == key)
+    }
 }
 
 /// Routing state of a snapshot.
@@ -259,7 +274,6 @@ impl GeoState {
 
     /// Decide for a client: ECS `(address, source prefix)` if the query had
     /// one with a source prefix above 0, else the packet's source address.
-    #[allow(clippy::too_many_arguments)]
     pub fn route(
         &self,
         svc: ServiceId,
@@ -267,47 +281,10 @@ impl GeoState {
         src: IpAddr,
         family: Family,
         up: &[bool],
-        cache: Option<&mut QueryCache>,
         out: &mut Answer,
     ) -> Routed {
-        let (addr, prefix, source) = match ecs {
-            Some((a, p)) if p > 0 => {
-                let (a, p) = ecs_client(a, p);
-                (a, p, Source::Ecs)
-            }
-            _ => {
-                let (a, p) = source_client(src);
-                (a, p, Source::SourceIp)
-            }
-        };
-        let Some(c) = cache else {
-            return self.route_client(svc, addr, prefix, source, family, up, None, out);
-        };
-        // The decision is a pure function of these (and of the snapshot and
-        // health table the key names): replay it when seen before.
-        let key = RouteKey {
-            snap: c.snap_id,
-            health: c.health_version,
-            svc: svc.index() as u32,
-            family: family as u8,
-            source: source as u8,
-            prefix,
-            addr,
-        };
-        let i = key.slot();
-        if let Some((k, routed)) = c.routes[i].entry
-            && k == key
-        {
-            out.clone_from(&c.routes[i].answer);
-            c.route_hits += 1;
-            return routed;
-        }
-        let routed =
-            self.route_client(svc, addr, prefix, source, family, up, Some(&mut c.geo), out);
-        let slot = &mut c.routes[i];
-        slot.entry = Some((key, routed));
-        slot.answer.clone_from(out);
-        routed
+        let (addr, prefix, source) = client_of(ecs, src);
+        self.route_client(svc, addr, prefix, source, family, up, None, out)
     }
 
     /// [`GeoState::route`] for a normalised client address.
@@ -458,36 +435,69 @@ impl GeoState {
             Family::V4
         };
         let ecs = q.edns.and_then(|e| e.ecs);
+        let (addr, prefix, source) = client_of(ecs.map(|e| (e.addr, e.source_prefix)), src);
         let mut out = Answer::new();
-        let r = self.route(
-            svc,
-            ecs.map(|e| (e.addr, e.source_prefix)),
-            src,
-            family,
-            up,
-            cache,
-            &mut out,
-        );
-        let info = self.router.service(svc);
-        let owner = &self.owners[svc.index()];
-        // An answer that avoids a down PoP is cached no longer than the
-        // health situation can last.
-        let ttl = if r.decision.degraded {
-            info.ttl.min(degraded_ttl)
-        } else {
-            info.ttl
+        let r = match cache {
+            None => {
+                let r = self.route_client(svc, addr, prefix, source, family, up, None, &mut out);
+                self.write_answer(svc, family, degraded_ttl, &r, &out, w);
+                r
+            }
+            Some(c) => {
+                // The decision, and so the answer section, is a pure function
+                // of these (and of the snapshot and health table the key
+                // names): replay it when seen before.
+                let key = RouteKey {
+                    snap: c.snap_id,
+                    health: c.health_version,
+                    svc: svc.index() as u32,
+                    family: family as u8,
+                    source: source as u8,
+                    prefix,
+                    addr,
+                };
+                let i = key.bucket();
+                if let Some(slot) = c.routes[i..i + 2].iter().find(|s| s.holds(&key))
+                    && let Some((_, r)) = slot.entry
+                {
+                    c.route_hits += 1;
+                    out.clone_from(&slot.answer);
+                    // Kept bytes are those of a complete section: written
+                    // whole when they fit, else afresh (and truncated).
+                    if slot.body.is_empty() || !w.push_body(&slot.body, slot.counts) {
+                        self.write_answer(svc, family, degraded_ttl, &r, &out, w);
+                    }
+                    r
+                } else {
+                    let r = self.route_client(
+                        svc,
+                        addr,
+                        prefix,
+                        source,
+                        family,
+                        up,
+                        Some(&mut c.geo),
+                        &mut out,
+                    );
+                    self.write_answer(svc, family, degraded_ttl, &r, &out, w);
+                    // Newer decision in the bucket's first slot; the older of
+                    // the two is replaced (its buffers reused).
+                    if !c.routes[i].holds(&key) {
+                        c.routes.swap(i, i + 1);
+                    }
+                    let slot = &mut c.routes[i];
+                    slot.entry = Some((key, r));
+                    slot.answer.clone_from(&out);
+                    slot.body.clear();
+                    slot.counts = w.counts();
+                    if w.is_complete() && w.body().len() <= MAX_ROUTE_BODY {
+                        slot.body.extend_from_slice(w.body());
+                    }
+                    r
+                }
+            }
         };
         self.note_fail_open(svc, r.decision.kind == DecisionKind::FailOpen);
-        match family {
-            Family::V4 => {
-                let rdatas = out.pops().flat_map(|p| self.v4[p].iter().map(|a| &a[..]));
-                w.push_rrs(Section::Answer, owner, rtype::A, class::IN, ttl, rdatas);
-            }
-            Family::V6 => {
-                let rdatas = out.pops().flat_map(|p| self.v6[p].iter().map(|a| &a[..]));
-                w.push_rrs(Section::Answer, owner, rtype::AAAA, class::IN, ttl, rdatas);
-            }
-        }
         let mut info = GeoInfo {
             service: svc,
             decision: r.decision.kind,
@@ -517,6 +527,53 @@ impl GeoState {
         };
         (info, Some(scope))
     }
+
+    /// The answer section: every address of the family of each PoP in
+    /// `out`, owner the service name.
+    fn write_answer(
+        &self,
+        svc: ServiceId,
+        family: Family,
+        degraded_ttl: u32,
+        r: &Routed,
+        out: &Answer,
+        w: &mut Writer<'_>,
+    ) {
+        let owner = &self.owners[svc.index()];
+        let ttl = self.router.service(svc).ttl;
+        // An answer that avoids a down PoP is cached no longer than the
+        // health situation can last.
+        let ttl = if r.decision.degraded {
+            ttl.min(degraded_ttl)
+        } else {
+            ttl
+        };
+        match family {
+            Family::V4 => {
+                let rdatas = out.pops().flat_map(|p| self.v4[p].iter().map(|a| &a[..]));
+                w.push_rrs(Section::Answer, owner, rtype::A, class::IN, ttl, rdatas);
+            }
+            Family::V6 => {
+                let rdatas = out.pops().flat_map(|p| self.v6[p].iter().map(|a| &a[..]));
+                w.push_rrs(Section::Answer, owner, rtype::AAAA, class::IN, ttl, rdatas);
+            }
+        }
+    }
+}
+
+/// The client a decision is made for: the ECS address and source prefix
+/// (normalised) when the query had one above /0, else the source address.
+fn client_of(ecs: Option<(IpAddr, u8)>, src: IpAddr) -> (IpAddr, u8, Source) {
+    match ecs {
+        Some((a, p)) if p > 0 => {
+            let (a, p) = ecs_client(a, p);
+            (a, p, Source::Ecs)
+        }
+        _ => {
+            let (a, p) = source_client(src);
+            (a, p, Source::SourceIp)
+        }
+    }
 }
 
 fn same_family(a: IpAddr, b: IpAddr) -> bool {
@@ -545,7 +602,7 @@ impl GeoState {
     ) -> String {
         use std::fmt::Write as _;
         let mut out = Answer::new();
-        let r = self.route(svc, ecs, src, family, up, None, &mut out);
+        let r = self.route(svc, ecs, src, family, up, &mut out);
         let ex = self.router.explain(svc, r.client, family, up);
         let info = self.router.service(svc);
         let mut s = String::new();

@@ -111,7 +111,50 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = s.set_send_buffer_size(4 << 20);
     s.bind(&addr.into())?;
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    dont_fragment(&s, addr.is_ipv6());
     Ok(s.into())
+}
+
+/// RFC 9715 (IP fragmentation avoidance in DNS over UDP): answers leave
+/// with the IPv4 DF bit set and are never fragmented by this host.
+/// `PMTUDISC_PROBE` ignores path-MTU updates, so spoofed ICMP "fragmentation
+/// needed" messages cannot shrink what is sent (UDP answers are at most
+/// 1232 bytes, which fits the IPv6 minimum MTU and any Ethernet path). As a
+/// side effect the kernel skips the IP identification hash for each answer.
+/// Best effort: other systems keep their defaults.
+fn dont_fragment(s: &Socket, v6: bool) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (level, name, value) = if v6 {
+            (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_PROBE,
+            )
+        } else {
+            (
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_PROBE,
+            )
+        };
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                level,
+                name,
+                (&raw const value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), "IP_MTU_DISCOVER not set");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (s, v6);
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<StdTcpListener> {
@@ -635,4 +678,44 @@ fn log_query(
         pops,
         "query"
     );
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    fn mtu_discover(s: &UdpSocket, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid socket and an int-sized out value with its length.
+        let r = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                level,
+                name,
+                (&raw mut v).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        v
+    }
+
+    #[test]
+    fn udp_answers_are_never_fragmented_by_this_host() {
+        let v4 = udp_socket("127.0.0.1:0".parse().expect("addr")).expect("v4 socket");
+        assert_eq!(
+            mtu_discover(&v4, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+            libc::IP_PMTUDISC_PROBE
+        );
+        // IPv6 may be absent from a test machine.
+        if let Ok(v6) = udp_socket("[::1]:0".parse().expect("addr")) {
+            assert_eq!(
+                mtu_discover(&v6, libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
+                libc::IPV6_PMTUDISC_PROBE
+            );
+        }
+    }
 }

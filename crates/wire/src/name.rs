@@ -96,6 +96,32 @@ pub fn parse_name(msg: &[u8], mut off: usize, out: &mut NameBuf) -> Result<usize
     }
 }
 
+/// Parse the question name at offset 12 of a query into `out`, lowercased.
+/// The name must be uncompressed (a pointer could only point into the
+/// header); returns the offset just past it. Same limits as [`parse_name`].
+pub(crate) fn parse_question_name(msg: &[u8], out: &mut NameBuf) -> Result<usize, BadName> {
+    let mut off = 12usize;
+    loop {
+        let l = *msg.get(off).ok_or(BadName)? as usize;
+        let len = off - 12;
+        if l > 63 || len + 1 + l > MAX_NAME_LEN {
+            return Err(BadName);
+        }
+        if l == 0 {
+            out.bytes[len] = 0;
+            out.len = len + 1;
+            return Ok(off + 1);
+        }
+        let label = msg.get(off..off + 1 + l).ok_or(BadName)?;
+        // The length byte (at most 63) is not a letter: lowercasing the
+        // label with it is safe.
+        for (d, &b) in out.bytes[len..len + 1 + l].iter_mut().zip(label) {
+            *d = b.to_ascii_lowercase();
+        }
+        off += 1 + l;
+    }
+}
+
 /// Copy `src` into `dst` lowercased.
 pub fn lower_wire(src: &[u8], dst: &mut NameBuf) {
     dst.set(src);

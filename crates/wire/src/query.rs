@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::name::{NameBuf, parse_name};
+use crate::name::{NameBuf, parse_name, parse_question_name};
 use crate::{edns_code, opcode, rtype};
 
 /// EDNS Client Subnet option of a query (RFC 7871), validated.
@@ -122,10 +122,10 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
         return Err(ParseError::FormErr(fe));
     }
     let mut qname_lc = NameBuf::new();
-    let qend = match parse_name(packet, 12, &mut qname_lc) {
+    let qend = match parse_question_name(packet, &mut qname_lc) {
         // No compression pointer in the question: it could only point into
         // the header, and the question is echoed byte for byte.
-        Ok(e) if e + 4 <= packet.len() && e - 12 == qname_lc.as_bytes().len() => e,
+        Ok(e) if e + 4 <= packet.len() => e,
         _ => return Err(ParseError::FormErr(fe)),
     };
     let qname = &packet[12..qend];
@@ -140,16 +140,21 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
         return Err(ParseError::FormErr(fe));
     }
     let mut off = question_end;
-    let mut scratch = NameBuf::new();
     // Skip authority records (IXFR only).
     for _ in 0..ns {
-        off = skip_rr(packet, off, &mut scratch).map_err(|_| ParseError::FormErr(fe))?;
+        off = skip_rr(packet, off).map_err(|_| ParseError::FormErr(fe))?;
     }
     let mut edns: Option<Edns> = None;
     let mut opt_error = false;
     for _ in 0..ar {
-        let name_end =
-            parse_name(packet, off, &mut scratch).map_err(|_| ParseError::FormErr(fe))?;
+        // The usual owner is the root (always, for OPT): one byte.
+        let (name_end, root) = if packet.get(off) == Some(&0) {
+            (off + 1, true)
+        } else {
+            let mut scratch = NameBuf::new();
+            let e = parse_name(packet, off, &mut scratch).map_err(|_| ParseError::FormErr(fe))?;
+            (e, scratch.as_bytes() == [0])
+        };
         let hdr = packet
             .get(name_end..name_end + 10)
             .ok_or(ParseError::FormErr(fe))?;
@@ -163,7 +168,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
         off = name_end + 10 + rdlen;
         if t == rtype::OPT {
             // RFC 6891 §6.1.1: one OPT, owner is the root.
-            if edns.is_some() || scratch.as_bytes() != [0] {
+            if edns.is_some() || !root {
                 fe.edns = edns;
                 return Err(ParseError::FormErr(fe));
             }
@@ -189,7 +194,6 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
         });
         return Err(ParseError::FormErr(fe));
     }
-    qname_lc.make_lowercase();
     Ok(Query {
         packet,
         id,
@@ -205,8 +209,9 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
     })
 }
 
-fn skip_rr(packet: &[u8], off: usize, scratch: &mut NameBuf) -> Result<usize, ()> {
-    let e = parse_name(packet, off, scratch).map_err(|_| ())?;
+fn skip_rr(packet: &[u8], off: usize) -> Result<usize, ()> {
+    let mut scratch = NameBuf::new();
+    let e = parse_name(packet, off, &mut scratch).map_err(|_| ())?;
     let hdr = packet.get(e..e + 10).ok_or(())?;
     let rdlen = u16::from_be_bytes([hdr[8], hdr[9]]) as usize;
     let end = e + 10 + rdlen;

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use popdns_server::Snapshot;
 
-/// (name, latitude, longitude, IPv4, IPv6 or "" for none).
+/// (name, latitude, longitude, IPv4, IPv6 or "" for none; several addresses
+/// separated by commas).
 pub type Pop = (&'static str, f64, f64, &'static str, &'static str);
 
 /// Six PoPs on five continents (`syd` has no IPv6 address).
@@ -45,12 +46,15 @@ pub fn snapshot(
          local_pop = \"fra\"\nworkers = 1\n[zones]\ndirectory = \"zones\"\n\
          [geoip]\ndatabase = \"test-city.mmdb\"\n"
     );
+    // Several addresses of a family: separated by commas.
+    let list = |s: &str| format!("[\"{}\"]", s.replace(',', "\", \""));
     for (name, lat, lon, a, aaaa) in pops {
         cfg.push_str(&format!(
-            "[[pops]]\nname = \"{name}\"\nlatitude = {lat}\nlongitude = {lon}\nipv4 = [\"{a}\"]\n"
+            "[[pops]]\nname = \"{name}\"\nlatitude = {lat}\nlongitude = {lon}\nipv4 = {}\n",
+            list(a)
         ));
         if !aaaa.is_empty() {
-            cfg.push_str(&format!("ipv6 = [\"{aaaa}\"]\n"));
+            cfg.push_str(&format!("ipv6 = {}\n", list(aaaa)));
         }
     }
     cfg.push_str(extra);
