@@ -144,10 +144,17 @@ impl QueryCache {
         }
     }
 
-    /// The zone answer to (`qname_lc`, `qtype`) made from snapshot `snap`.
+    /// The zone answer to (`qname_lc`, `qtype`) made from snapshot `snap`;
+    /// `name_hash` is [`popdns_wire::name_hash`] of `qname_lc`.
     #[inline]
-    pub(crate) fn get(&self, snap: u64, qname_lc: &[u8], qtype: u16) -> Option<Hit<'_>> {
-        let (i, tag) = slot_of(qname_lc, qtype);
+    pub(crate) fn get(
+        &self,
+        snap: u64,
+        name_hash: u64,
+        qname_lc: &[u8],
+        qtype: u16,
+    ) -> Option<Hit<'_>> {
+        let (i, tag) = slot_of(name_hash, qtype);
         let s = self.answers[i..i + WAYS]
             .iter()
             .find(|s| s.is(snap, tag, qname_lc, qtype))?;
@@ -161,9 +168,11 @@ impl QueryCache {
     }
 
     /// Keep the answer just written into `w` when it is complete.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn put(
         &mut self,
         snap: u64,
+        name_hash: u64,
         qname_lc: &[u8],
         qtype: u16,
         rcode: u16,
@@ -174,7 +183,7 @@ impl QueryCache {
         if !w.is_complete() || body.len() > MAX_BODY || qname_lc.len() > 255 {
             return;
         }
-        let (i, tag) = slot_of(qname_lc, qtype);
+        let (i, tag) = slot_of(name_hash, qtype);
         // Newest answer first in its bucket: a new answer moves the others
         // one down and takes the last one's place (and buffer), so the
         // oldest is the one replaced. An answer already there is rewritten
@@ -201,21 +210,10 @@ impl QueryCache {
     }
 }
 
-/// FxHash-style mix of the name and type: the slot index and a tag.
+/// The slot index and a tag from the name's hash and the type.
 #[inline]
-fn slot_of(name: &[u8], qtype: u16) -> (usize, u32) {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = u64::from(qtype);
-    let mut chunks = name.chunks_exact(8);
-    for c in &mut chunks {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
-    }
-    let mut b = [0u8; 8];
-    let rest = chunks.remainder();
-    b[..rest.len()].copy_from_slice(rest);
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+fn slot_of(name_hash: u64, qtype: u16) -> (usize, u32) {
+    let h = (name_hash ^ u64::from(qtype)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     // The first slot of a bucket.
     ((h >> 50) as usize & (ANSWER_SLOTS - WAYS), h as u32)
 }

@@ -75,8 +75,11 @@ impl RouteSlot {
 pub struct GeoState {
     pub router: Router,
     pub geoip: Option<GeoDb>,
-    /// Lowercase wire name → service.
-    services: FxHashMap<Box<[u8]>, ServiceId>,
+    /// Service by [`popdns_wire::name_hash`] of its lowercase wire name
+    /// (the name kept to confirm a match); names whose hash another name
+    /// already has go to `services_overflow`.
+    services: FxHashMap<u64, (Box<[u8]>, ServiceId)>,
+    services_overflow: Vec<(Box<[u8]>, ServiceId)>,
     /// Owner name (wire, config case) per service.
     owners: Vec<Box<[u8]>>,
     v4: Vec<Vec<[u8; 4]>>,
@@ -185,7 +188,8 @@ impl GeoState {
                 return Err(errors);
             }
         };
-        let mut services = FxHashMap::default();
+        let mut services: FxHashMap<u64, (Box<[u8]>, ServiceId)> = FxHashMap::default();
+        let mut services_overflow = Vec::new();
         let mut owners: Vec<Box<[u8]>> = vec![Box::from(&[0u8][..]); config.services.len()];
         for s in &config.services {
             let wire = match popdns_wire::name_from_text(&s.name) {
@@ -218,7 +222,15 @@ impl GeoState {
                 && let Some(slot) = owners.get_mut(id.index())
             {
                 *slot = wire.into_boxed_slice();
-                services.insert(lc.into_boxed_slice(), id);
+                let lc = lc.into_boxed_slice();
+                match services.entry(popdns_wire::name_hash(&lc)) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert((lc, id));
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        services_overflow.push((lc, id));
+                    }
+                }
             }
         }
         if !errors.is_empty() {
@@ -238,6 +250,7 @@ impl GeoState {
             router,
             geoip,
             services,
+            services_overflow,
             owners,
             v4,
             v6,
@@ -262,7 +275,22 @@ impl GeoState {
 
     /// The service at `qname_lc`, if any.
     pub fn service(&self, qname_lc: &[u8]) -> Option<ServiceId> {
-        self.services.get(qname_lc).copied()
+        self.service_hashed(popdns_wire::name_hash(qname_lc), qname_lc)
+    }
+
+    /// [`GeoState::service`] given `hash`, the name's
+    /// [`popdns_wire::name_hash`].
+    #[inline]
+    pub fn service_hashed(&self, hash: u64, qname_lc: &[u8]) -> Option<ServiceId> {
+        match self.services.get(&hash) {
+            Some((name, id)) if **name == *qname_lc => Some(*id),
+            Some(_) => self
+                .services_overflow
+                .iter()
+                .find(|(name, _)| **name == *qname_lc)
+                .map(|&(_, id)| id),
+            None => None,
+        }
     }
 
     /// The service named `name` (presentation form, any case).

@@ -263,11 +263,13 @@ fn answer(
         return done(w, rcode::REFUSED, false, Kind::Refused, opt);
     }
     let qlc = q.qname_lc.as_bytes();
+    // One hash of the name for the service table and the answer cache.
+    let hash = popdns_wire::name_hash(qlc);
     // Service names lie inside a served zone (checked when the snapshot is
     // built), so the zone lookup can wait.
     if (q.qtype == rtype::A || q.qtype == rtype::AAAA)
         && let Some(geo) = snap.geo.as_ref()
-        && let Some(svc) = geo.service(qlc)
+        && let Some(svc) = geo.service_hashed(hash, qlc)
     {
         let (info, scope) = geo.answer(svc, q, src, up, snap.degraded_ttl, cache, &mut w);
         if let (Some(o), Some(s)) = (opt.as_mut(), scope)
@@ -283,7 +285,7 @@ fn answer(
     // by the zone path below (REFUSED answers are never stored), so it is
     // what that path would write again.
     if let Some(c) = cache.as_deref_mut()
-        && let Some(hit) = c.get(snap.cache_id, qlc, q.qtype)
+        && let Some(hit) = c.get(snap.cache_id, hash, qlc, q.qtype)
         && w.push_body(hit.body, hit.counts)
     {
         let (rc, aa) = (hit.rcode, hit.aa);
@@ -298,7 +300,7 @@ fn answer(
     };
     let (rc, aa, _) = snap.zones.answer(zone, q.qname, qlc, q.qtype, &mut w);
     if let Some(c) = cache {
-        c.put(snap.cache_id, qlc, q.qtype, rc, aa, &w);
+        c.put(snap.cache_id, hash, qlc, q.qtype, rc, aa, &w);
     }
     done(w, rc, aa, Kind::Zone, opt)
 }

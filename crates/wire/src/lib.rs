@@ -21,8 +21,8 @@ mod rrset;
 mod writer;
 
 pub use name::{
-    BadName, MAX_NAME_LEN, NameBuf, label_offsets, lower_wire, name_from_text, name_to_text,
-    parse_name,
+    BadName, MAX_NAME_LEN, NameBuf, label_offsets, lower_wire, name_from_text, name_hash,
+    name_to_text, parse_name,
 };
 pub use query::{Ecs, Edns, FormErr, ParseError, Query, parse_query};
 pub use rrset::{RRset, RRsetBuilder};

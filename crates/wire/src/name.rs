@@ -122,6 +122,24 @@ pub(crate) fn parse_question_name(msg: &[u8], out: &mut NameBuf) -> Result<usize
     }
 }
 
+/// A fast 64-bit hash of a wire name (FxHash-style, 8 bytes a step), for
+/// in-memory tables; not for anything an attacker must not steer.
+#[inline]
+pub fn name_hash(name: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = 0u64;
+    let mut chunks = name.chunks_exact(8);
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    let mut b = [0u8; 8];
+    let rest = chunks.remainder();
+    b[..rest.len()].copy_from_slice(rest);
+    (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K)
+}
+
 /// Copy `src` into `dst` lowercased.
 pub fn lower_wire(src: &[u8], dst: &mut NameBuf) {
     dst.set(src);

@@ -54,6 +54,8 @@ pub struct Writer<'b> {
     counts: [u16; 3],
     comp: [u16; COMP_SLOTS],
     ncomp: usize,
+    /// The question's suffixes are in `comp` (see `Writer::mark`).
+    comp_ready: bool,
     tc: bool,
     additional_full: bool,
     /// An optional RRset was left out for lack of room.
@@ -91,6 +93,7 @@ impl<'b> Writer<'b> {
             counts: [0; 3],
             comp: [0; COMP_SLOTS],
             ncomp: 0,
+            comp_ready: false,
             tc: false,
             additional_full: false,
             dropped: false,
@@ -107,18 +110,32 @@ impl<'b> Writer<'b> {
             w.buf.extend_from_slice(q);
             w.question_end = w.buf.len();
             w.has_question = true;
-            // Register every suffix of the question name (uncompressed).
-            let mut off = 12usize;
-            while let Some(&l) = w.buf.get(off) {
-                if l == 0 || l & 0xC0 != 0 || w.ncomp == COMP_SLOTS {
-                    break;
-                }
-                w.comp[w.ncomp] = off as u16;
-                w.ncomp += 1;
-                off += 1 + l as usize;
-            }
         }
         w
+    }
+
+    /// Where a record about to be written starts (buffer length and
+    /// compression entries, to roll back to). Before the first record, the
+    /// question name's suffixes become compression targets: done here, not
+    /// in `new`, so a message made of a stored body never pays for it.
+    #[inline]
+    fn mark(&mut self) -> (usize, usize) {
+        if !self.comp_ready {
+            self.comp_ready = true;
+            if self.has_question {
+                // Every suffix of the question name (uncompressed).
+                let mut off = 12usize;
+                while let Some(&l) = self.buf.get(off) {
+                    if l == 0 || l & 0xC0 != 0 || self.ncomp == COMP_SLOTS {
+                        break;
+                    }
+                    self.comp[self.ncomp] = off as u16;
+                    self.ncomp += 1;
+                    off += 1 + l as usize;
+                }
+            }
+        }
+        (self.buf.len(), self.ncomp)
     }
 
     /// Append one record if it fits; never sets TC (zone transfers start a
@@ -132,8 +149,7 @@ impl<'b> Writer<'b> {
         ttl: u32,
         rdata: &[u8],
     ) -> bool {
-        let start = self.buf.len();
-        let ncomp = self.ncomp;
+        let (start, ncomp) = self.mark();
         self.write_rr(owner, rtype, class, ttl, rdata);
         self.fits(section, start, ncomp, 1)
     }
@@ -144,8 +160,7 @@ impl<'b> Writer<'b> {
         if !self.can_write(section) {
             return false;
         }
-        let start = self.buf.len();
-        let ncomp = self.ncomp;
+        let (start, ncomp) = self.mark();
         let n = self.write_set(owner, set);
         self.commit(section, start, ncomp, n)
     }
@@ -176,8 +191,7 @@ impl<'b> Writer<'b> {
         if !self.can_write(section) {
             return false;
         }
-        let start = self.buf.len();
-        let ncomp = self.ncomp;
+        let (start, ncomp) = self.mark();
         let mut n = 0;
         for rd in rdatas {
             self.write_rr(owner, rtype, class, ttl, rd);
@@ -193,8 +207,7 @@ impl<'b> Writer<'b> {
         if self.tc {
             return false;
         }
-        let start = self.buf.len();
-        let ncomp = self.ncomp;
+        let (start, ncomp) = self.mark();
         let n = self.write_set(owner, set);
         let ok = self.fits(section, start, ncomp, n);
         self.dropped |= !ok;
