@@ -63,6 +63,51 @@ def main():
             seen.add((rate, wl, p))
             print(f"| {rate or 'unthrottled'} | {wl} | {p} | {b['cpu'] / o['cpu']:.2f} | {b['qps'] / o['qps']:.2f} | "
                   f"{b['lat'] / o['lat']:.2f} | {b['latmax'] / o['latmax']:.2f} |")
+    if any("instructions_u_per_query" in rs[0] for rs in cells.values()):
+        perf_tables(cells, order, a.base, a.peers)
+
+
+def perf_tables(cells, order, base, peers):
+    """With PERF=1: instructions per query (deterministic) and the best run's cycles
+    per query (this machine's speed is bimodal: the same instructions take either
+    about 4,200 or about 7,000 cycles per query, per run, whatever the server)."""
+    def ratio(x, y):
+        return f"{x / y:.2f}" if x and y else "-"
+
+    servers = [base] + peers
+    rows = sorted({(r, w) for r, w, _ in order}, key=lambda k: (k[0] == 0, k[0], [w for _, w, _ in order].index(k[1])))
+    print()
+    print("Instructions per answered query, user + kernel (median over the runs), and the ratio of the totals.")
+    print()
+    print("| offered rate | workload | " + " | ".join(servers) + " | " +
+          " | ".join(f"{base} ÷ {p}" for p in peers) + " |")
+    print("|---|---|" + "---:|" * (len(servers) + len(peers)))
+    for rate, wl in rows:
+        u, k, t = {}, {}, {}
+        for s in servers:
+            rs = cells.get((rate, wl, s), [])
+            if rs and "instructions_u_per_query" in rs[0]:
+                u[s] = statistics.median(x["instructions_u_per_query"] for x in rs)
+                k[s] = statistics.median(x["instructions_k_per_query"] for x in rs)
+                t[s] = u[s] + k[s]
+        cols = [f"{u[s]:.0f} + {k[s]:.0f}" if s in t else "-" for s in servers]
+        rats = [ratio(t.get(base), t.get(p)) for p in peers]
+        print(f"| {rate or 'unthrottled'} | {wl} | " + " | ".join(cols + rats) + " |")
+    print()
+    print("Cycles per answered query in each server's fastest run (the machine's fast mode), and ratios.")
+    print()
+    print("| offered rate | workload | " + " | ".join(servers) + " | " +
+          " | ".join(f"{base} ÷ {p}" for p in peers) + " |")
+    print("|---|---|" + "---:|" * (len(servers) + len(peers)))
+    for rate, wl in rows:
+        c = {}
+        for s in servers:
+            rs = [x for x in cells.get((rate, wl, s), []) if "cycles_per_query" in x]
+            if rs:
+                c[s] = min(x["cycles_per_query"] for x in rs)
+        cols = [f"{c[s]:.0f}" if s in c else "-" for s in servers]
+        rats = [ratio(c.get(base), c.get(p)) for p in peers]
+        print(f"| {rate or 'unthrottled'} | {wl} | " + " | ".join(cols + rats) + " |")
 
 
 if __name__ == "__main__":

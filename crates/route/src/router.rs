@@ -347,13 +347,23 @@ impl TopK {
         a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
     }
 
-    #[inline]
+    /// Adds the pair if it ranks among the first `cap`. The usual case on
+    /// a long candidate list, a full list and a pair that ranks after its
+    /// last, is told inline with one comparison.
+    #[inline(always)]
     fn insert(&mut self, key: f64, p: u16) {
+        if self.len == self.cap
+            && (self.cap == 0 || !Self::less((key, p), self.items[self.len - 1]))
+        {
+            return;
+        }
+        self.place(key, p);
+    }
+
+    #[inline(never)]
+    fn place(&mut self, key: f64, p: u16) {
         let item = (key, p);
         if self.len == self.cap {
-            if self.cap == 0 || !Self::less(item, self.items[self.len - 1]) {
-                return;
-            }
             self.len -= 1;
         }
         let mut i = self.len;
