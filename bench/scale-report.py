@@ -12,6 +12,7 @@ from collections import defaultdict
 
 PAIRS = [
     ("1,000 ÷ 10 PoPs (even spread)", "pops-1000", "pops-10"),
+    ("1,000 ÷ 10 PoPs (the 1,000 most populous cities)", "pops-1000-cities", "pops-10"),
     ("1,000 ÷ 10 PoPs (all on one line)", "pops-1000-line", "pops-10"),
     ("10,000 ÷ 1 services", "svc-10000", "svc-1"),
     ("NXDOMAIN, +1M names ÷ small zone", "zone-1m", "zone-small"),

