@@ -30,13 +30,14 @@ pub const QTYPES: [(u16, &str); 14] = [
 ];
 
 /// Response codes counted by name; everything else is "other".
-pub const RCODES: [(u16, &str); 8] = [
+pub const RCODES: [(u16, &str); 9] = [
     (rcode::NOERROR, "NOERROR"),
     (rcode::FORMERR, "FORMERR"),
     (rcode::SERVFAIL, "SERVFAIL"),
     (rcode::NXDOMAIN, "NXDOMAIN"),
     (rcode::NOTIMP, "NOTIMP"),
     (rcode::REFUSED, "REFUSED"),
+    (rcode::YXDOMAIN, "YXDOMAIN"),
     (rcode::BADVERS, "BADVERS"),
     (u16::MAX, "other"),
 ];

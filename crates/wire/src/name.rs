@@ -38,6 +38,17 @@ impl NameBuf {
         self.len = n;
     }
 
+    /// Replace the content by the labels `prefix` followed by the wire name
+    /// `suffix` (a DNAME substitution), cut at [`MAX_NAME_LEN`]: the caller
+    /// checks the length first.
+    pub fn set_concat(&mut self, prefix: &[u8], suffix: &[u8]) {
+        let p = prefix.len().min(MAX_NAME_LEN);
+        self.bytes[..p].copy_from_slice(&prefix[..p]);
+        let s = suffix.len().min(MAX_NAME_LEN - p);
+        self.bytes[p..p + s].copy_from_slice(&suffix[..s]);
+        self.len = p + s;
+    }
+
     /// Lowercase ASCII letters in place. Label length bytes are at most 63 and
     /// therefore never in `A..=Z`, so lowercasing the whole buffer is safe.
     pub fn make_lowercase(&mut self) {

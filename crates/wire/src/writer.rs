@@ -298,7 +298,25 @@ impl<'b> Writer<'b> {
         let len_at = self.buf.len();
         self.buf.extend_from_slice(&[0, 0]);
         match t {
-            rtype::NS | rtype::CNAME | rtype::PTR => self.write_name(rdata, true),
+            // The RFC 1035 types whose RDATA names may be compressed (RFC
+            // 3597 §4); newer types never are.
+            rtype::NS
+            | rtype::CNAME
+            | rtype::PTR
+            | rtype::MD
+            | rtype::MF
+            | rtype::MB
+            | rtype::MG
+            | rtype::MR => self.write_name(rdata, true),
+            rtype::MINFO => {
+                let r = wire_name_len(rdata);
+                if r > 0 && r < rdata.len() && wire_name_len(&rdata[r..]) == rdata.len() - r {
+                    self.write_name(&rdata[..r], true);
+                    self.write_name(&rdata[r..], true);
+                } else {
+                    self.buf.extend_from_slice(rdata);
+                }
+            }
             rtype::MX if rdata.len() > 2 => {
                 self.buf.extend_from_slice(&rdata[..2]);
                 self.write_name(&rdata[2..], true);

@@ -13,18 +13,19 @@
 //! No I/O besides reading the zone files, no async runtime.
 
 mod parse;
+mod rdata;
 mod zone;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use popdns_wire::{
-    NameBuf, RRset, Section, Writer, label_offsets, lower_wire, name_from_text, rcode, rtype,
+    NameBuf, RRset, Section, Writer, class, label_offsets, lower_wire, name_from_text, rcode, rtype,
 };
 use rustc_hash::FxHashMap;
 
 pub use parse::{ParsedZone, RawRecord, parse_ttl, read_zone_file, read_zone_str};
-use zone::{MAX_ADDITIONAL, MAX_CHAIN, Resolved, any_choice, collect_targets};
+use zone::{MAX_ADDITIONAL, MAX_CHAIN, Resolved, Target, any_choice, collect_targets};
 pub use zone::{Node, Outcome, Zone, is_subdomain};
 
 /// A problem in a zone file, with its location.
@@ -110,8 +111,10 @@ impl ZoneSet {
     }
 
     /// Answer `qtype` at `qname` (`qname_lc` lowercased) into `w`, following
-    /// CNAME chains through every zone served (RFC 1034 §4.3.2) and stopping
-    /// at names outside them. Returns (rcode, AA flag, outcome).
+    /// CNAME chains and DNAME substitutions (RFC 6672) through every zone
+    /// served (RFC 1034 §4.3.2), stopping at names outside them and, as NSD
+    /// does, at a CNAME or DNAME already in the answer (a loop). Returns
+    /// (rcode, AA flag, outcome).
     /// `qname_lc` must be inside `first` (from [`ZoneSet::find`]).
     pub fn answer(
         &self,
@@ -125,10 +128,20 @@ impl ZoneSet {
         let mut owner: &[u8] = qname;
         let mut lc_buf = NameBuf::new();
         lc_buf.set(qname_lc);
-        let mut extra: [(&[u8], u32); MAX_ADDITIONAL] = [(&[], 0); MAX_ADDITIONAL];
+        let mut extra: [Target<'_>; MAX_ADDITIONAL] = [(&[], 0, false); MAX_ADDITIONAL];
+        // The RRset answering the question (not a CNAME or DNAME on the
+        // way): an RRset goes in one section only, so it is not repeated in
+        // the additional section.
+        let mut answered: *const RRset = std::ptr::null();
         let mut nextra = 0usize;
         let mut zone_idx = self.index_of(first);
         let mut result = (rcode::NOERROR, true, Outcome::Answer);
+        // The CNAME and DNAME RRsets written so far (loop detection).
+        let mut chain: [*const RRset; MAX_CHAIN] = [std::ptr::null(); MAX_CHAIN];
+        // The name a DNAME substitution made; it is the current owner while
+        // `in_synth` holds.
+        let mut synth = NameBuf::new();
+        let mut in_synth = false;
         for step in 0..MAX_CHAIN {
             match zone.resolve(lc_buf.as_bytes(), qtype) {
                 Resolved::Referral(cut) => {
@@ -146,13 +159,15 @@ impl ZoneSet {
                     break;
                 }
                 Resolved::Found(node, wildcard) => {
-                    let out_owner: &[u8] = if wildcard { owner } else { &node.name };
+                    let cur: &[u8] = if in_synth { synth.as_bytes() } else { owner };
+                    let out_owner: &[u8] = if wildcard { cur } else { &node.name };
                     if qtype == rtype::ANY {
                         // RFC 8482: one RRset (as NSD does: SOA at the apex,
                         // else A, else AAAA, else the lowest type).
                         match any_choice(node) {
                             Some(set) => {
                                 w.push_rrset(Section::Answer, out_owner, set);
+                                answered = set;
                                 collect_targets(set, zone_idx, &mut extra, &mut nextra);
                             }
                             None => {
@@ -162,13 +177,25 @@ impl ZoneSet {
                         }
                         break;
                     }
+                    // RFC 5155 §7.2.8 (as NSD): NSEC3 records are not data
+                    // of the name; without DNSSEC, an NSEC3 query gets NODATA.
+                    if qtype == rtype::NSEC3 {
+                        zone.nodata(w);
+                        result.2 = Outcome::NoData;
+                        break;
+                    }
                     if let Some(set) = node.get(qtype) {
                         w.push_rrset(Section::Answer, out_owner, set);
+                        answered = set;
                         collect_targets(set, zone_idx, &mut extra, &mut nextra);
                         // NSD's default: the zone's NS in authority of a
-                        // positive answer, left out when it does not fit.
+                        // positive answer, left out when it does not fit, and
+                        // not with the large DNSKEY and DS RRsets (NSD's
+                        // answer_needs_ns).
                         let apex = zone.apex();
                         if !(qtype == rtype::NS && std::ptr::eq(node, apex))
+                            && qtype != rtype::DNSKEY
+                            && qtype != rtype::DS
                             && let Some(ns) = apex.get(rtype::NS)
                             && w.push_rrset_optional(Section::Authority, &apex.name, ns)
                         {
@@ -177,6 +204,10 @@ impl ZoneSet {
                         break;
                     }
                     if let Some(cname) = node.get(rtype::CNAME) {
+                        if chain[..step].contains(&std::ptr::from_ref(cname)) {
+                            break;
+                        }
+                        chain[step] = cname;
                         w.push_rrset(Section::Answer, out_owner, cname);
                         let Some(target) = cname.rdatas().next() else {
                             break;
@@ -191,6 +222,7 @@ impl ZoneSet {
                         zone = next;
                         zone_idx = self.index_of(next);
                         owner = target;
+                        in_synth = false;
                         lc_buf = t_lc;
                         continue;
                     }
@@ -198,16 +230,64 @@ impl ZoneSet {
                     result.2 = Outcome::NoData;
                     break;
                 }
+                Resolved::Dname(node) => {
+                    let Some(dname) = node.get(rtype::DNAME) else {
+                        break;
+                    };
+                    if chain[..step].contains(&std::ptr::from_ref(dname)) {
+                        break;
+                    }
+                    chain[step] = dname;
+                    w.push_rrset(Section::Answer, &node.name, dname);
+                    let Some(target) = dname.rdatas().next() else {
+                        break;
+                    };
+                    // RFC 6672 §2.2: the labels above the DNAME's owner, then
+                    // its target; lowercase, as NSD writes them.
+                    let prefix = &lc_buf.as_bytes()[..lc_buf.as_bytes().len() - node.name.len()];
+                    if prefix.len() + target.len() > popdns_wire::MAX_NAME_LEN {
+                        result.0 = rcode::YXDOMAIN;
+                        break;
+                    }
+                    let mut t_lc = NameBuf::new();
+                    t_lc.set_concat(prefix, target);
+                    let cur: &[u8] = if in_synth { synth.as_bytes() } else { owner };
+                    w.push_rr(
+                        Section::Answer,
+                        cur,
+                        rtype::CNAME,
+                        class::IN,
+                        dname.ttl,
+                        t_lc.as_bytes(),
+                    );
+                    if qtype == rtype::CNAME {
+                        break;
+                    }
+                    let mut next_owner = NameBuf::new();
+                    next_owner.set(t_lc.as_bytes());
+                    t_lc.make_lowercase();
+                    let Some(next) = self.find(t_lc.as_bytes()) else {
+                        break;
+                    };
+                    zone = next;
+                    zone_idx = self.index_of(next);
+                    synth = next_owner;
+                    in_synth = true;
+                    lc_buf = t_lc;
+                }
             }
         }
-        // Additional section: addresses of NS/MX/SRV targets inside the zone
-        // that holds the record; all A RRsets first, then all AAAA (as NSD).
+        // Additional section: addresses of NS/MX/SRV/KX/RT/MB targets inside
+        // the zone that holds the record (glue for NS targets only); all A
+        // RRsets first, then all AAAA (as NSD).
         for ty in [rtype::A, rtype::AAAA] {
-            for &(t, zi) in &extra[..nextra] {
+            for &(t, zi, glue) in &extra[..nextra] {
                 let mut t_lc = NameBuf::new();
                 lower_wire(t, &mut t_lc);
                 if let Some(node) = self.zones[zi as usize].node(t_lc.as_bytes())
+                    && (glue || !node.below_cut())
                     && let Some(set) = node.get(ty)
+                    && !std::ptr::eq(set, answered)
                 {
                     w.push_rrset(Section::Additional, &node.name, set);
                 }

@@ -38,9 +38,9 @@ pub struct ParsedZone {
     pub records: Vec<RawRecord>,
 }
 
-struct Tok {
-    text: String,
-    quoted: bool,
+pub(crate) struct Tok {
+    pub(crate) text: String,
+    pub(crate) quoted: bool,
 }
 
 struct Entry {
@@ -192,7 +192,7 @@ fn parse_class(s: &str) -> Option<u16> {
 }
 
 /// Resolve a possibly relative owner/origin name against `origin`.
-fn resolve_name(text: &str, origin: Option<&[u8]>) -> Result<Vec<u8>, String> {
+pub(crate) fn resolve_name(text: &str, origin: Option<&[u8]>) -> Result<Vec<u8>, String> {
     if text == "@" {
         return origin
             .map(<[u8]>::to_vec)
@@ -449,13 +449,7 @@ impl Reader<'_> {
         let generic_type = rtype_text
             .strip_prefix("TYPE")
             .and_then(|n| n.parse::<u16>().ok());
-        let rtype_num = generic_type.or_else(|| {
-            rtype_text
-                .parse::<RecordType>()
-                .ok()
-                .map(u16::from)
-                .filter(|&n| n != 0)
-        });
+        let rtype_num = generic_type.or_else(|| crate::rdata::type_code(&rtype_text));
         let Some(rtype_num) = rtype_num else {
             self.err(file, line, format!("unknown record type {rtype_text}"));
             return;
@@ -483,6 +477,21 @@ impl Reader<'_> {
         }
         if generic_type.is_some() && matches!(RecordType::from(rtype_num), RecordType::Unknown(_)) {
             self.err(file, line, format!("{rtype_text} needs RFC 3597 \\# RDATA"));
+            return;
+        }
+        // Types hickory's parser does not read (DNSSEC, LOC, RP, ...).
+        if crate::rdata::owns(rtype_num) {
+            match crate::rdata::encode(rtype_num, rd_toks, self.origin.as_deref()) {
+                Ok(rdata) => self.records.push(RawRecord {
+                    owner,
+                    rtype: rtype_num,
+                    ttl,
+                    rdata,
+                    file: Arc::clone(file),
+                    line,
+                }),
+                Err(m) => self.err(file, line, format!("{rtype_text}: {m}")),
+            }
             return;
         }
         // Common types are encoded here; the rest (and anything this fast
@@ -538,7 +547,7 @@ impl Reader<'_> {
     }
 }
 
-/// Encode the RDATA of A, AAAA, NS, CNAME, PTR, MX, SRV, TXT and SOA
+/// Encode the RDATA of A, AAAA, NS, CNAME, DNAME, PTR, MX, SRV, TXT and SOA
 /// directly. `None`: not one of those, or not in the simple form this
 /// accepts (the caller then asks hickory, which also gives the error).
 fn fast_rdata(t: u16, toks: &[Tok], origin: Option<&[u8]>) -> Option<Vec<u8>> {
@@ -562,7 +571,7 @@ fn fast_rdata(t: u16, toks: &[Tok], origin: Option<&[u8]>) -> Option<Vec<u8>> {
         (rtype::AAAA, [a]) if !a.quoted => {
             a.text.parse::<Ipv6Addr>().ok().map(|a| a.octets().to_vec())
         }
-        (rtype::NS | rtype::CNAME | rtype::PTR, [n]) => name(n),
+        (rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME, [n]) => name(n),
         (rtype::MX, [p, n]) => {
             let p = u16::try_from(num(p)?).ok()?;
             let mut v = p.to_be_bytes().to_vec();
@@ -611,7 +620,7 @@ fn fast_rdata(t: u16, toks: &[Tok], origin: Option<&[u8]>) -> Option<Vec<u8>> {
 }
 
 /// RFC 1035 §5.1 escapes: `\X` and `\DDD`.
-fn unescape(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn unescape(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -640,7 +649,6 @@ fn unescape(s: &str) -> Option<Vec<u8>> {
 fn check_type_allowed(t: u16) -> Result<(), String> {
     use popdns_wire::rtype;
     match t {
-        rtype::DNAME => Err("DNAME is not supported".into()),
         rtype::OPT | rtype::AXFR | rtype::IXFR | rtype::MAILA | rtype::MAILB | rtype::ANY => {
             Err(format!("type {t} cannot appear in a zone file"))
         }

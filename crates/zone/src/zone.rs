@@ -26,12 +26,19 @@ pub struct Node {
     cut: u32,
     /// A `*` child exists.
     wildcard: bool,
+    /// Holds a DNAME (RFC 6672): names below it are redirected.
+    dname: bool,
 }
 
 impl Node {
     /// The RRset of type `t`.
     pub fn get(&self, t: u16) -> Option<&RRset> {
         self.rrsets.iter().find(|r| r.rtype == t)
+    }
+
+    /// At or below a zone cut: delegation data or glue, not the zone's own.
+    pub fn below_cut(&self) -> bool {
+        self.cut != NONE
     }
 }
 
@@ -119,6 +126,8 @@ pub enum Outcome {
 pub(crate) enum Resolved<'z> {
     Found(&'z Node, bool),
     Referral(&'z Node),
+    /// The name is below this node's DNAME: substitute (RFC 6672 §3.2).
+    Dname(&'z Node),
     NxDomain,
 }
 
@@ -169,6 +178,9 @@ impl Zone {
         // Order-independent content hash (sum of per-record hashes).
         let mut digest = 0u64;
         let mut cname_line: FxHashMap<u32, usize> = FxHashMap::default();
+        // Where each DNAME is, to report what conflicts with it.
+        let mut dname_at: FxHashMap<u32, (std::sync::Arc<std::path::Path>, usize)> =
+            FxHashMap::default();
         let mut lc = NameBuf::new();
         for r in records {
             lower_wire(&r.owner, &mut lc);
@@ -189,6 +201,12 @@ impl Zone {
                         popdns_wire::name_to_text(origin)
                     ),
                 ));
+                continue;
+            }
+            // NSEC3 records only serve DNSSEC denial proofs, which popdns does
+            // not give: they are not data of their owner (RFC 5155 §7.2.8),
+            // and a name holding only NSEC3 does not exist (as in NSD).
+            if r.rtype == rtype::NSEC3 {
                 continue;
             }
             if r.rtype == rtype::SOA {
@@ -219,6 +237,11 @@ impl Zone {
             if r.rtype == rtype::CNAME {
                 cname_line.entry(id).or_insert(r.line);
             }
+            if r.rtype == rtype::DNAME {
+                dname_at
+                    .entry(id)
+                    .or_insert_with(|| (std::sync::Arc::clone(&r.file), r.line));
+            }
             let node_sets = &mut sets[id as usize];
             match node_sets.iter_mut().find(|b| b.rtype() == r.rtype) {
                 Some(b) => {
@@ -233,8 +256,13 @@ impl Zone {
             }
         }
         // CNAME and other data (RFC 1034 §3.6.2, RFC 2181 §10.1).
+        // Signatures and NSEC records may sit beside a CNAME (RFC 4035 §2.5).
         for (&id, &line) in &cname_line {
-            if sets[id as usize].len() > 1 {
+            let others = sets[id as usize]
+                .iter()
+                .filter(|b| !matches!(b.rtype(), rtype::RRSIG | rtype::NSEC))
+                .count();
+            if others > 1 {
                 errors.push(ZoneError::at(
                     &file,
                     line,
@@ -301,6 +329,7 @@ impl Zone {
                 let mut rrsets: Vec<RRset> = s.into_iter().map(RRsetBuilder::build).collect();
                 rrsets.sort_by_key(|r| r.rtype);
                 Node {
+                    dname: rrsets.iter().any(|r| r.rtype == rtype::DNAME),
                     name,
                     rrsets: rrsets.into_boxed_slice(),
                     cut: NONE,
@@ -319,18 +348,59 @@ impl Zone {
             {
                 store[p as usize].wildcard = true;
             }
-            // Topmost cut at or above this node, below the apex.
+            // Topmost cut at or above this node, below the apex; and no
+            // data below a DNAME (RFC 6672 §2.3, as NSD checks).
+            let has_data = !store[id].rrsets.is_empty();
             let mut off = 0usize;
             let mut cut = NONE;
+            let mut dname = (id as u32 != apex && store[apex as usize].dname).then_some(apex);
             while k.len() - off > origin_len {
-                if let Some(a) = index.get_nodes(&store, &k[off..])
-                    && store[a as usize].get(rtype::NS).is_some()
-                {
-                    cut = a;
+                if let Some(a) = index.get_nodes(&store, &k[off..]) {
+                    let anc = &store[a as usize];
+                    if anc.get(rtype::NS).is_some() {
+                        cut = a;
+                    }
+                    if off > 0 && anc.dname {
+                        dname = Some(a);
+                    }
                 }
                 off += 1 + k[off] as usize;
             }
             store[id].cut = cut;
+            if has_data
+                && let Some(d) = dname
+                && let Some((f, line)) = dname_at.get(&d)
+            {
+                errors.push(ZoneError::at(
+                    f,
+                    *line,
+                    format!(
+                        "{} has a DNAME, so {} cannot have data (RFC 6672 §2.3)",
+                        popdns_wire::name_to_text(&store[d as usize].name),
+                        popdns_wire::name_to_text(&store[id].name)
+                    ),
+                ));
+            }
+        }
+        // A DNAME is a single record (RFC 6672 §2.4).
+        for (&id, (f, line)) in &dname_at {
+            if store[id as usize]
+                .get(rtype::DNAME)
+                .is_some_and(|s| s.len() > 1)
+            {
+                errors.push(ZoneError::at(
+                    f,
+                    *line,
+                    format!(
+                        "{} has more than one DNAME record",
+                        popdns_wire::name_to_text(&store[id as usize].name)
+                    ),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            return Err(errors);
         }
         let soa = store[apex as usize]
             .get(rtype::SOA)
@@ -416,6 +486,11 @@ impl Zone {
         if i == 0 {
             return Resolved::Found(node, false);
         }
+        // Nothing exists below a DNAME (checked at load), so the closest
+        // encloser is the DNAME's owner.
+        if node.dname {
+            return Resolved::Dname(node);
+        }
         if node.wildcard {
             let mut key = [0u8; 257];
             let len = 2 + (lc.len() - offs[i] as usize);
@@ -442,16 +517,22 @@ pub(crate) fn any_choice(node: &Node) -> Option<&RRset> {
         .or_else(|| node.rrsets.first())
 }
 
+/// A name whose addresses go in the additional section: the name, the zone
+/// that holds the record naming it, and whether an address below a zone cut
+/// (glue) may be given: only for NS targets, as NSD does.
+pub(crate) type Target<'a> = (&'a [u8], u32, bool);
+
 pub(crate) fn collect_targets<'a>(
     set: &'a RRset,
     zone: u32,
-    out: &mut [(&'a [u8], u32); MAX_ADDITIONAL],
+    out: &mut [Target<'a>; MAX_ADDITIONAL],
     n: &mut usize,
 ) {
-    let skip = match set.rtype {
-        rtype::NS => 0,
-        rtype::MX => 2,
-        rtype::SRV => 6,
+    let (skip, glue) = match set.rtype {
+        rtype::NS => (0, true),
+        rtype::MB => (0, false),
+        rtype::MX | rtype::KX | rtype::RT => (2, false),
+        rtype::SRV => (6, false),
         _ => return,
     };
     for rd in set.rdatas() {
@@ -462,7 +543,7 @@ pub(crate) fn collect_targets<'a>(
             if out[..*n].iter().any(|x| x.0.eq_ignore_ascii_case(t)) {
                 continue;
             }
-            out[*n] = (t, zone);
+            out[*n] = (t, zone, glue);
             *n += 1;
         }
     }
