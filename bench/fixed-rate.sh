@@ -9,8 +9,9 @@
 # divided by the answers dnsperf received.
 #
 # The servers run side by side (different ports) and the runs are interleaved: for each
-# repetition, for each workload, every server in turn, so a change in the machine's
-# speed during the session hits every server alike.
+# repetition, for each rate, for each workload, every server in turn (the order turning
+# by one server each repetition), so a change in the machine's speed during the session
+# hits every server alike.
 #
 # Workloads: static (static.cdn.example A), www-ecs (www A with a rotating ECS option
 # over the City-schema test database), www-noecs (www A, source 127.0.0.1) and nxdomain
@@ -76,12 +77,15 @@ file_of() {
         nxdomain) echo nxdomain.bin ;; esac
 }
 
+# The order of the servers turns by one each repetition: the first run after a change of
+# rate tends to catch the machine's slow mode, and no server should always be that run.
+rotate() { local k=$(( ($1 - 1) % ($# - 1) )); shift; local a=("$@"); echo "${a[@]:k}" "${a[@]:0:k}"; }
 for p in $PEERS; do start "$p"; done
 sleep 1
 for rep in $(seq 1 "$REPS"); do
     for rate in $RATES; do
         for wl in $WORKLOADS; do
-            for p in $PEERS; do
+            for p in $(rotate "$rep" $PEERS); do
                 measure "$p" "$wl" "$rep" "${PID[$p]}" "${PORT[$p]}" "$DATA/$(file_of "$wl")" \
                     "$RUN/$p-t1/fixed-$wl-$rate-$rep.txt" "$rate" | tee -a "$OUT"
             done
