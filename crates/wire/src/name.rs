@@ -111,26 +111,26 @@ pub fn parse_name(msg: &[u8], mut off: usize, out: &mut NameBuf) -> Result<usize
 /// The name must be uncompressed (a pointer could only point into the
 /// header); returns the offset just past it. Same limits as [`parse_name`].
 pub(crate) fn parse_question_name(msg: &[u8], out: &mut NameBuf) -> Result<usize, BadName> {
+    // Check the label lengths first, then copy and lowercase the whole name
+    // in one pass: the length bytes (at most 63) are not letters, so
+    // lowercasing them is harmless, and one long pass beats one per label.
     let mut off = 12usize;
     loop {
         let l = *msg.get(off).ok_or(BadName)? as usize;
-        let len = off - 12;
-        if l > 63 || len + 1 + l > MAX_NAME_LEN {
+        if l > 63 || off - 12 + 1 + l > MAX_NAME_LEN {
             return Err(BadName);
         }
-        if l == 0 {
-            out.bytes[len] = 0;
-            out.len = len + 1;
-            return Ok(off + 1);
-        }
-        let label = msg.get(off..off + 1 + l).ok_or(BadName)?;
-        // The length byte (at most 63) is not a letter: lowercasing the
-        // label with it is safe.
-        for (d, &b) in out.bytes[len..len + 1 + l].iter_mut().zip(label) {
-            *d = b.to_ascii_lowercase();
-        }
         off += 1 + l;
+        if l == 0 {
+            break;
+        }
     }
+    let name = msg.get(12..off).ok_or(BadName)?;
+    let dst = &mut out.bytes[..name.len()];
+    dst.copy_from_slice(name);
+    dst.make_ascii_lowercase();
+    out.len = name.len();
+    Ok(off)
 }
 
 /// A fast 64-bit hash of a wire name (FxHash-style, 8 bytes a step), for

@@ -378,6 +378,51 @@ mod tests {
     }
 
     #[test]
+    fn question_name_limits() {
+        let with_name = |name: &[u8]| {
+            let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+            p.extend_from_slice(name);
+            p.extend_from_slice(&[0, 1, 0, 1]);
+            p
+        };
+        // 255 octets (three labels of 63, one of 61, the root): accepted.
+        let mut name = Vec::new();
+        for (n, c) in [(63, b'A'), (63, b'b'), (63, b'C'), (61, b'd')] {
+            name.push(n as u8);
+            name.extend(std::iter::repeat_n(c, n));
+        }
+        name.push(0);
+        assert_eq!(name.len(), 255);
+        let p = with_name(&name);
+        let r = parse_query(&p).unwrap();
+        assert_eq!(r.qname, &name[..]);
+        assert_eq!(r.qname_lc.as_bytes(), name.to_ascii_lowercase());
+        // 257 octets (one more label in front): FORMERR.
+        let mut long = vec![1, b'z'];
+        long.extend_from_slice(&name);
+        assert!(long.len() > 255);
+        assert!(matches!(
+            parse_query(&with_name(&long)),
+            Err(ParseError::FormErr(_))
+        ));
+        // A label longer than 63, and a name cut short by the packet's end.
+        assert!(matches!(
+            parse_query(&with_name(b"\x40abc\x00")),
+            Err(ParseError::FormErr(_))
+        ));
+        for cut in 13..p.len() - 4 {
+            assert!(
+                matches!(parse_query(&p[..cut]), Err(ParseError::FormErr(_))),
+                "{cut}"
+            );
+        }
+        // The root name.
+        let root = with_name(b"\x00");
+        let r = parse_query(&root).unwrap();
+        assert_eq!(r.qname_lc.as_bytes(), b"\x00");
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let mut seed = 1u64;
         for len in 0..300 {
