@@ -317,6 +317,49 @@ pub fn tcp_recv(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// A real NSD (Debian's `nsd`) in the foreground, for comparisons; killed
+/// when dropped.
+pub struct Nsd(Child);
+
+impl Nsd {
+    /// Start `nsd -d -c conf` (a config file already written).
+    pub fn start(conf: &Path) -> Nsd {
+        let child = Command::new("nsd")
+            .args(["-d", "-c"])
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nsd must be installed (apt-get install nsd; .ci/run does it)");
+        Nsd(child)
+    }
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP (for a server that cannot
+/// bind port 0 and report it, like NSD).
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One question over UDP with EDNS; the parsed answer, `None` on timeout.
+pub fn ask_udp(addr: SocketAddr, name: &str, t: RecordType, timeout: Duration) -> Option<Message> {
+    let raw = udp_exchange(addr, &query_msg(name, t, true).to_vec().unwrap(), timeout)?;
+    Message::from_vec(&raw).ok()
+}
+
 /// Build a query message (EDNS with a 1232-byte payload when `edns`).
 pub fn query_msg(name: &str, t: RecordType, edns: bool) -> Message {
     let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);

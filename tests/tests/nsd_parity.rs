@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use popdns_tests::*;
@@ -111,24 +110,10 @@ const ZONES: [(&str, &str); 5] = [
     ("types.test", TYPES_ZONE),
 ];
 
-struct Nsd(Child);
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    u.local_addr().unwrap().port()
-}
-
 fn start_nsd(dir: &TempDir, port: u16) -> Nsd {
     let d = dir.path().display().to_string();
     let mut conf = format!(
-        "server:\n  ip-address: 127.0.0.1@{port}\n  username: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  chroot: \"\"\n  server-count: 1\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n  verbosity: 1\n  logfile: \"{d}/nsd.log\"\nremote-control:\n  control-enable: no\n"
+        "server:\n  ip-address: 127.0.0.1@{port}\n  ip-address: ::1@{port}\n  username: \"\"\n  zonesdir: \"{d}\"\n  database: \"\"\n  pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n  zonelistfile: \"{d}/zone.list\"\n  chroot: \"\"\n  server-count: 1\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n  verbosity: 1\n  logfile: \"{d}/nsd.log\"\nremote-control:\n  control-enable: no\n"
     );
     for (name, text) in ZONES {
         dir.write(&format!("{name}.zone"), text);
@@ -136,24 +121,11 @@ fn start_nsd(dir: &TempDir, port: u16) -> Nsd {
             "zone:\n  name: {name}\n  zonefile: \"{name}.zone\"\n"
         ));
     }
-    let cf = dir.write("nsd.conf", &conf);
-    let child = Command::new("nsd")
-        .args(["-d", "-c"])
-        .arg(&cf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nsd must be installed (apt-get install nsd; .ci/run does it)");
-    Nsd(child)
+    Nsd::start(&dir.write("nsd.conf", &conf))
 }
 
 fn ask(addr: SocketAddr, name: &str, t: RecordType) -> Option<Message> {
-    let raw = udp_exchange(
-        addr,
-        &query_msg(name, t, true).to_vec().unwrap(),
-        Duration::from_millis(1000),
-    )?;
-    Message::from_vec(&raw).ok()
+    ask_udp(addr, name, t, Duration::from_millis(1000))
 }
 
 /// One record as compared: lowercase text; a DNAME target (which hickory
@@ -219,10 +191,40 @@ fn owners(origin: &str, text: &str) -> Vec<String> {
     out
 }
 
+/// Ask both servers every name for every type; push each difference.
+/// Returns how many questions both answered.
+fn compare(
+    nsd: SocketAddr,
+    popdns: SocketAddr,
+    names: &[String],
+    types: &[RecordType],
+    differ: &mut Vec<String>,
+) -> usize {
+    let mut asked = 0;
+    for n in names {
+        for &t in types {
+            let (Some(a), Some(b)) = (ask(nsd, n, t), ask(popdns, n, t)) else {
+                differ.push(format!(
+                    "{n} {t} (to {popdns}): no answer from one of the servers"
+                ));
+                continue;
+            };
+            asked += 1;
+            let (a, b) = (summary(&a), summary(&b));
+            if a != b {
+                differ.push(format!(
+                    "{n} {t} (to {popdns})\n--- nsd\n{a}--- popdns\n{b}"
+                ));
+            }
+        }
+    }
+    asked
+}
+
 #[test]
 fn answers_match_nsd() {
     let nsd_dir = TempDir::new("nsd-parity");
-    let port = free_udp_port();
+    let port = free_port();
     let _nsd = start_nsd(&nsd_dir, port);
     let nsd: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let files: Vec<(String, &str)> = ZONES
@@ -288,21 +290,21 @@ fn answers_match_nsd() {
             .map(RecordType::from),
         )
         .collect();
-    let mut asked = 0;
     let mut differ = Vec::new();
-    for n in &names {
-        for &t in &types {
-            let (Some(a), Some(b)) = (ask(nsd, n, t), ask(s.addr, n, t)) else {
-                differ.push(format!("{n} {t}: no answer from one of the servers"));
-                continue;
-            };
-            asked += 1;
-            let (a, b) = (summary(&a), summary(&b));
-            if a != b {
-                differ.push(format!("{n} {t}\n--- nsd\n{a}--- popdns\n{b}"));
-            }
-        }
-    }
+    let mut asked = compare(nsd, s.addr, &names, &types, &mut differ);
+    // Over IPv6, NSD gives the AAAA of NS targets before their A.
+    let nsd6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let s6 = Popdns::start_with(&basic_config("").replace("127.0.0.1:0", "[::1]:0"), &files);
+    let types6 = [
+        RecordType::A,
+        RecordType::NS,
+        RecordType::MX,
+        RecordType::SRV,
+        RecordType::SOA,
+    ];
+    let asked6 = compare(nsd6, s6.addr, &names, &types6, &mut differ);
+    assert!(asked6 > 500, "only {asked6} questions compared over IPv6");
+    asked += asked6;
     eprintln!("{asked} questions compared with NSD");
     assert!(asked > 1000, "only {asked} questions compared");
     assert!(

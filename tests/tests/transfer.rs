@@ -4,30 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use popdns_tests::*;
-
-struct Nsd(Child);
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = u.local_addr().unwrap().port();
-    // Also free on TCP?
-    if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-        port
-    } else {
-        free_port()
-    }
-}
 
 fn big_zone(serial: u32, last: &str) -> String {
     let mut z = format!(
@@ -57,23 +36,11 @@ fn start_nsd(dir: &TempDir, port: u16, primary: SocketAddr) -> Nsd {
     );
     let cf = d.join("nsd.conf");
     std::fs::write(&cf, conf).unwrap();
-    let child = Command::new("nsd")
-        .args(["-d", "-c"])
-        .arg(&cf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nsd must be installed (apt-get install nsd; .ci/run does it)");
-    Nsd(child)
+    Nsd::start(&cf)
 }
 
 fn ask(addr: SocketAddr, name: &str, t: RecordType) -> Option<Message> {
-    let raw = udp_exchange(
-        addr,
-        &query_msg(name, t, true).to_vec().unwrap(),
-        Duration::from_millis(500),
-    )?;
-    Message::from_vec(&raw).ok()
+    ask_udp(addr, name, t, Duration::from_millis(500))
 }
 
 fn serial(addr: SocketAddr) -> Option<u32> {

@@ -284,8 +284,12 @@ fn answer(
     // A stored answer for this name and type under this snapshot was made
     // by the zone path below (REFUSED answers are never stored), so it is
     // what that path would write again.
+    // Answers over IPv6 order NS glue differently (AAAA first), so they are
+    // stored apart: the top bit of the snapshot id (a counter from 1) says v6.
+    let v6 = src.is_ipv6();
+    let memo_key = snap.cache_id | (u64::from(v6) << 63);
     if let Some(c) = cache.as_deref_mut()
-        && let Some(hit) = c.get(snap.cache_id, hash, qlc, q.qtype)
+        && let Some(hit) = c.get(memo_key, hash, qlc, q.qtype)
         && w.push_body(hit.body, hit.counts)
     {
         let (rc, aa) = (hit.rcode, hit.aa);
@@ -298,9 +302,9 @@ fn answer(
         }
         return done(w, rcode::REFUSED, false, Kind::Refused, opt);
     };
-    let (rc, aa, _) = snap.zones.answer(zone, q.qname, qlc, q.qtype, &mut w);
+    let (rc, aa, _) = snap.zones.answer(zone, q.qname, qlc, q.qtype, v6, &mut w);
     if let Some(c) = cache {
-        c.put(snap.cache_id, hash, qlc, q.qtype, rc, aa, &w);
+        c.put(memo_key, hash, qlc, q.qtype, rc, aa, &w);
     }
     done(w, rc, aa, Kind::Zone, opt)
 }

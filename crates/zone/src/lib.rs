@@ -115,13 +115,16 @@ impl ZoneSet {
     /// served (RFC 1034 §4.3.2), stopping at names outside them and, as NSD
     /// does, at a CNAME or DNAME already in the answer (a loop). Returns
     /// (rcode, AA flag, outcome).
-    /// `qname_lc` must be inside `first` (from [`ZoneSet::find`]).
+    /// `qname_lc` must be inside `first` (from [`ZoneSet::find`]). `v6`: the
+    /// question came over IPv6, so the addresses of NS targets go AAAA first
+    /// (as NSD orders them).
     pub fn answer(
         &self,
         first: &Zone,
         qname: &[u8],
         qname_lc: &[u8],
         qtype: u16,
+        v6: bool,
         w: &mut Writer<'_>,
     ) -> (u16, bool, Outcome) {
         let mut zone = first;
@@ -279,9 +282,15 @@ impl ZoneSet {
         }
         // Additional section: addresses of NS/MX/SRV/KX/RT/MB targets inside
         // the zone that holds the record (glue for NS targets only); all A
-        // RRsets first, then all AAAA (as NSD).
-        for ty in [rtype::A, rtype::AAAA] {
+        // RRsets first, then all AAAA; for NS targets asked over IPv6, AAAA
+        // first and A second (as NSD).
+        for first_pass in [true, false] {
             for &(t, zi, glue) in &extra[..nextra] {
+                let ty = if first_pass != (glue && v6) {
+                    rtype::A
+                } else {
+                    rtype::AAAA
+                };
                 let mut t_lc = NameBuf::new();
                 lower_wire(t, &mut t_lc);
                 if let Some(node) = self.zones[zi as usize].node(t_lc.as_bytes())

@@ -458,11 +458,32 @@ impl Reader<'_> {
             self.err(file, line, m);
             return;
         }
-        if rd_toks
+        let generic = rd_toks
             .first()
-            .is_some_and(|t| !t.quoted && t.text == "\\#")
+            .is_some_and(|t| !t.quoted && t.text == "\\#");
+        if !generic
+            && generic_type.is_some()
+            && matches!(RecordType::from(rtype_num), RecordType::Unknown(_))
         {
-            match parse_generic(rd_toks) {
+            self.err(file, line, format!("{rtype_text} needs RFC 3597 \\# RDATA"));
+            return;
+        }
+        // RFC 3597 generic RDATA, and the types hickory's parser does not
+        // read (DNSSEC, LOC, RP, ...); then the common types, encoded here;
+        // the rest (and anything the fast path does not accept) goes
+        // through hickory's parser.
+        let encoded = if generic {
+            Some(parse_generic(rd_toks))
+        } else if crate::rdata::owns(rtype_num) {
+            Some(
+                crate::rdata::encode(rtype_num, rd_toks, self.origin.as_deref())
+                    .map_err(|m| format!("{rtype_text}: {m}")),
+            )
+        } else {
+            fast_rdata(rtype_num, rd_toks, self.origin.as_deref()).map(Ok)
+        };
+        if let Some(encoded) = encoded {
+            match encoded {
                 Ok(rdata) => self.records.push(RawRecord {
                     owner,
                     rtype: rtype_num,
@@ -473,38 +494,6 @@ impl Reader<'_> {
                 }),
                 Err(m) => self.err(file, line, m),
             }
-            return;
-        }
-        if generic_type.is_some() && matches!(RecordType::from(rtype_num), RecordType::Unknown(_)) {
-            self.err(file, line, format!("{rtype_text} needs RFC 3597 \\# RDATA"));
-            return;
-        }
-        // Types hickory's parser does not read (DNSSEC, LOC, RP, ...).
-        if crate::rdata::owns(rtype_num) {
-            match crate::rdata::encode(rtype_num, rd_toks, self.origin.as_deref()) {
-                Ok(rdata) => self.records.push(RawRecord {
-                    owner,
-                    rtype: rtype_num,
-                    ttl,
-                    rdata,
-                    file: Arc::clone(file),
-                    line,
-                }),
-                Err(m) => self.err(file, line, format!("{rtype_text}: {m}")),
-            }
-            return;
-        }
-        // Common types are encoded here; the rest (and anything this fast
-        // path does not accept) goes through hickory's parser.
-        if let Some(rdata) = fast_rdata(rtype_num, rd_toks, self.origin.as_deref()) {
-            self.records.push(RawRecord {
-                owner,
-                rtype: rtype_num,
-                ttl,
-                rdata,
-                file: Arc::clone(file),
-                line,
-            });
             return;
         }
         let rdata_text = rd_toks
