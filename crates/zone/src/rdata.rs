@@ -414,22 +414,25 @@ impl Fields<'_, '_> {
 
     /// The remaining tokens as one hex string.
     fn hex_rest(&mut self) -> Result<(), String> {
-        let mut s = String::new();
-        while self.more() {
-            s.push_str(&self.next("hex")?);
-        }
-        let b = hex(&s).ok_or_else(|| format!("bad hex {s:?}"))?;
-        self.out.extend_from_slice(&b);
-        Ok(())
+        self.rest_decoded("hex", hex)
     }
 
     /// The remaining tokens as one base64 string.
     fn base64_rest(&mut self) -> Result<(), String> {
+        self.rest_decoded("base64", base64)
+    }
+
+    /// The remaining tokens joined and decoded by `decode`.
+    fn rest_decoded(
+        &mut self,
+        what: &str,
+        decode: fn(&str) -> Option<Vec<u8>>,
+    ) -> Result<(), String> {
         let mut s = String::new();
         while self.more() {
-            s.push_str(&self.next("base64")?);
+            s.push_str(&self.next(what)?);
         }
-        let b = base64(&s).ok_or_else(|| format!("bad base64 {s:?}"))?;
+        let b = decode(&s).ok_or_else(|| format!("bad {what} {s:?}"))?;
         self.out.extend_from_slice(&b);
         Ok(())
     }
