@@ -51,11 +51,16 @@ fuzz_target!(|data: &[u8]| {
             let Some(z) = set.find(&lc) else {
                 continue;
             };
-            for qtype in [rtype::A, rtype::ANY, rtype::MX] {
+            for (qtype, v6) in [
+                (rtype::A, false),
+                (rtype::ANY, false),
+                (rtype::MX, true),
+                (rtype::NS, true),
+            ] {
                 let q = popdns_fuzz::query_message(1, [0, 0], name, qtype, None);
                 let qend = 12 + name.len() + 4;
                 let mut w = Writer::new(&mut out, &q, Some(qend), 1, 0, false, false, 65535, 0);
-                let (rc, aa, _) = set.answer(z, name, &lc, qtype, &mut w);
+                let (rc, aa, _) = set.answer(z, name, &lc, qtype, v6, &mut w);
                 w.finish(rc, aa, None);
             }
         }
