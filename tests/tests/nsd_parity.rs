@@ -100,6 +100,13 @@ mb IN MB ns1.types.test.
 mg IN MG ns1.types.test.
 both IN A 192.0.2.7
 both IN MX 10 both.types.test.
+*.wild IN A 192.0.2.50
+*.wild IN AAAA 2001:db8::50
+wmx IN MX 10 a.wild.types.test.
+wmx IN MX 20 b.wild.types.test.
+wmx IN MX 30 both.types.test.
+wns IN NS x.wild.types.test.
+wns IN NS ns1.types.test.
 "#;
 
 const ZONES: [(&str, &str); 5] = [

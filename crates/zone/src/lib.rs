@@ -281,7 +281,8 @@ impl ZoneSet {
             }
         }
         // Additional section: addresses of NS/MX/SRV/KX/RT/MB targets inside
-        // the zone that holds the record (glue for NS targets only); all A
+        // the zone that holds the record, from a wildcard when the target
+        // does not exist (glue for NS targets only); all A
         // RRsets first, then all AAAA; for NS targets asked over IPv6, AAAA
         // first and A second (as NSD).
         for first_pass in [true, false] {
@@ -293,12 +294,14 @@ impl ZoneSet {
                 };
                 let mut t_lc = NameBuf::new();
                 lower_wire(t, &mut t_lc);
-                if let Some(node) = self.zones[zi as usize].node(t_lc.as_bytes())
+                if let Some((node, wildcard)) =
+                    self.zones[zi as usize].additional_node(t_lc.as_bytes())
                     && (glue || !node.below_cut())
                     && let Some(set) = node.get(ty)
                     && !std::ptr::eq(set, answered)
                 {
-                    w.push_rrset(Section::Additional, &node.name, set);
+                    let owner: &[u8] = if wildcard { t } else { &node.name };
+                    w.push_rrset(Section::Additional, owner, set);
                 }
             }
         }

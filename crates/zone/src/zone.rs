@@ -450,6 +450,22 @@ impl Zone {
             .map(|i| &self.store[i as usize])
     }
 
+    /// Where the additional section finds the addresses of `lc` (lowercase):
+    /// the name's own node, else, when the name does not exist, the wildcard
+    /// that covers it (`true`), as NSD synthesises them.
+    pub(crate) fn additional_node(&self, lc: &[u8]) -> Option<(&Node, bool)> {
+        if let Some(n) = self.node(lc) {
+            return Some((n, false));
+        }
+        if !is_subdomain(lc, &self.origin) {
+            return None;
+        }
+        match self.resolve(lc, rtype::A) {
+            Resolved::Found(n, true) => Some((n, true)),
+            _ => None,
+        }
+    }
+
     /// Every node (for inspection and transfers).
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.store.iter()
