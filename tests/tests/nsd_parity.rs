@@ -107,6 +107,72 @@ wmx IN MX 20 b.wild.types.test.
 wmx IN MX 30 both.types.test.
 wns IN NS x.wild.types.test.
 wns IN NS ns1.types.test.
+big IN TXT "00 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "01 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "02 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "03 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "04 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "05 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "06 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "07 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "08 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "09 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "10 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "11 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "12 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "13 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "14 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "15 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "16 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "17 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "18 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "19 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "20 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "21 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "22 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "23 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "24 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "25 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "26 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "27 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "28 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+big IN TXT "29 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+manyns IN NS n0.manyns.types.test.
+n0.manyns IN A 192.0.2.100
+n0.manyns IN AAAA 2001:db8::64
+manyns IN NS n1.manyns.types.test.
+n1.manyns IN A 192.0.2.101
+n1.manyns IN AAAA 2001:db8::65
+manyns IN NS n2.manyns.types.test.
+n2.manyns IN A 192.0.2.102
+n2.manyns IN AAAA 2001:db8::66
+manyns IN NS n3.manyns.types.test.
+n3.manyns IN A 192.0.2.103
+n3.manyns IN AAAA 2001:db8::67
+manyns IN NS n4.manyns.types.test.
+n4.manyns IN A 192.0.2.104
+n4.manyns IN AAAA 2001:db8::68
+manyns IN NS n5.manyns.types.test.
+n5.manyns IN A 192.0.2.105
+n5.manyns IN AAAA 2001:db8::69
+manyns IN NS n6.manyns.types.test.
+n6.manyns IN A 192.0.2.106
+n6.manyns IN AAAA 2001:db8::6a
+manyns IN NS n7.manyns.types.test.
+n7.manyns IN A 192.0.2.107
+n7.manyns IN AAAA 2001:db8::6b
+manyns IN NS n8.manyns.types.test.
+n8.manyns IN A 192.0.2.108
+n8.manyns IN AAAA 2001:db8::6c
+manyns IN NS n9.manyns.types.test.
+n9.manyns IN A 192.0.2.109
+n9.manyns IN AAAA 2001:db8::6d
+manyns IN NS n10.manyns.types.test.
+n10.manyns IN A 192.0.2.110
+n10.manyns IN AAAA 2001:db8::6e
+manyns IN NS n11.manyns.types.test.
+n11.manyns IN A 192.0.2.111
+n11.manyns IN AAAA 2001:db8::6f
 "#;
 
 const ZONES: [(&str, &str); 5] = [
@@ -131,8 +197,10 @@ fn start_nsd(dir: &TempDir, port: u16) -> Nsd {
     Nsd::start(&dir.write("nsd.conf", &conf))
 }
 
-fn ask(addr: SocketAddr, name: &str, t: RecordType) -> Option<Message> {
-    ask_udp(addr, name, t, Duration::from_millis(1000))
+fn ask(addr: SocketAddr, name: &str, t: RecordType, edns: bool) -> Option<Message> {
+    let q = query_msg(name, t, edns).to_vec().unwrap();
+    let raw = udp_exchange(addr, &q, Duration::from_millis(1000))?;
+    Message::from_vec(&raw).ok()
 }
 
 /// One record as compared: lowercase text; a DNAME target (which hickory
@@ -166,10 +234,11 @@ fn summary(m: &Message) -> String {
             .collect()
     };
     format!(
-        "rcode {:?} aa {} tc {}\nanswer:\n{}authority:\n{}additional:\n{}",
+        "rcode {:?} aa {} tc {} edns {}\nanswer:\n{}authority:\n{}additional:\n{}",
         m.metadata.response_code,
         m.metadata.authoritative,
         m.metadata.truncation,
+        m.edns.is_some(),
         section(&m.answers),
         section(&m.authorities),
         section(&m.additionals),
@@ -205,12 +274,13 @@ fn compare(
     popdns: SocketAddr,
     names: &[String],
     types: &[RecordType],
+    edns: bool,
     differ: &mut Vec<String>,
 ) -> usize {
     let mut asked = 0;
     for n in names {
         for &t in types {
-            let (Some(a), Some(b)) = (ask(nsd, n, t), ask(popdns, n, t)) else {
+            let (Some(a), Some(b)) = (ask(nsd, n, t, edns), ask(popdns, n, t, edns)) else {
                 differ.push(format!(
                     "{n} {t} (to {popdns}): no answer from one of the servers"
                 ));
@@ -241,7 +311,7 @@ fn answers_match_nsd() {
     let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (f.as_str(), *t)).collect();
     let s = Popdns::start_with(&basic_config(""), &files);
     poll_until(Duration::from_secs(20), || {
-        ask(nsd, "dn.test.", RecordType::SOA).is_some()
+        ask(nsd, "dn.test.", RecordType::SOA, true).is_some()
     })
     .expect("nsd did not answer");
 
@@ -298,7 +368,16 @@ fn answers_match_nsd() {
         )
         .collect();
     let mut differ = Vec::new();
-    let mut asked = compare(nsd, s.addr, &names, &types, &mut differ);
+    let mut asked = compare(nsd, s.addr, &names, &types, true, &mut differ);
+    // Without EDNS (512-octet answers: more truncation and left-out glue).
+    let types512 = [
+        RecordType::A,
+        RecordType::NS,
+        RecordType::MX,
+        RecordType::TXT,
+        RecordType::ANY,
+    ];
+    asked += compare(nsd, s.addr, &names, &types512, false, &mut differ);
     // Over IPv6, NSD gives the AAAA of NS targets before their A.
     let nsd6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
     let s6 = Popdns::start_with(&basic_config("").replace("127.0.0.1:0", "[::1]:0"), &files);
@@ -309,7 +388,7 @@ fn answers_match_nsd() {
         RecordType::SRV,
         RecordType::SOA,
     ];
-    let asked6 = compare(nsd6, s6.addr, &names, &types6, &mut differ);
+    let asked6 = compare(nsd6, s6.addr, &names, &types6, true, &mut differ);
     assert!(asked6 > 500, "only {asked6} questions compared over IPv6");
     asked += asked6;
     eprintln!("{asked} questions compared with NSD");
