@@ -198,7 +198,11 @@ fn start_nsd(dir: &TempDir, port: u16) -> Nsd {
 }
 
 fn ask(addr: SocketAddr, name: &str, t: RecordType, edns: bool) -> Option<Message> {
-    let q = query_msg(name, t, edns).to_vec().unwrap();
+    let mut m = query_msg(name, t, edns);
+    // RD and CD set: both must be echoed.
+    m.metadata.recursion_desired = true;
+    m.metadata.checking_disabled = true;
+    let q = m.to_vec().unwrap();
     let raw = udp_exchange(addr, &q, Duration::from_millis(1000))?;
     Message::from_vec(&raw).ok()
 }
@@ -234,11 +238,17 @@ fn summary(m: &Message) -> String {
             .collect()
     };
     format!(
-        "rcode {:?} aa {} tc {} edns {}\nanswer:\n{}authority:\n{}additional:\n{}",
+        "rcode {:?} aa {} tc {} rd {} ra {} ad {} cd {} edns {:?}\nanswer:\n{}authority:\n{}additional:\n{}",
         m.metadata.response_code,
         m.metadata.authoritative,
         m.metadata.truncation,
-        m.edns.is_some(),
+        m.metadata.recursion_desired,
+        m.metadata.recursion_available,
+        m.metadata.authentic_data,
+        m.metadata.checking_disabled,
+        m.edns
+            .as_ref()
+            .map(|e| (e.max_payload(), e.version(), e.flags().dnssec_ok)),
         section(&m.answers),
         section(&m.authorities),
         section(&m.additionals),
