@@ -197,8 +197,21 @@ fn start_nsd(dir: &TempDir, port: u16) -> Nsd {
     Nsd::start(&dir.write("nsd.conf", &conf))
 }
 
-fn ask(addr: SocketAddr, name: &str, t: RecordType, edns: bool) -> Option<Message> {
-    let mut m = query_msg(name, t, edns);
+/// The OPT record a question carries.
+#[derive(Clone, Copy)]
+enum Opt {
+    None,
+    Plain,
+    /// EDNS with the DO bit: the zones here are not signed, so NSD answers
+    /// as without it, with DO echoed.
+    Do,
+}
+
+fn ask(addr: SocketAddr, name: &str, t: RecordType, opt: Opt) -> Option<Message> {
+    let mut m = query_msg(name, t, !matches!(opt, Opt::None));
+    if let (Opt::Do, Some(e)) = (opt, m.edns.as_mut()) {
+        e.set_dnssec_ok(true);
+    }
     // RD and CD set: both must be echoed.
     m.metadata.recursion_desired = true;
     m.metadata.checking_disabled = true;
@@ -284,13 +297,13 @@ fn compare(
     popdns: SocketAddr,
     names: &[String],
     types: &[RecordType],
-    edns: bool,
+    opt: Opt,
     differ: &mut Vec<String>,
 ) -> usize {
     let mut asked = 0;
     for n in names {
         for &t in types {
-            let (Some(a), Some(b)) = (ask(nsd, n, t, edns), ask(popdns, n, t, edns)) else {
+            let (Some(a), Some(b)) = (ask(nsd, n, t, opt), ask(popdns, n, t, opt)) else {
                 differ.push(format!(
                     "{n} {t} (to {popdns}): no answer from one of the servers"
                 ));
@@ -321,7 +334,7 @@ fn answers_match_nsd() {
     let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (f.as_str(), *t)).collect();
     let s = Popdns::start_with(&basic_config(""), &files);
     poll_until(Duration::from_secs(20), || {
-        ask(nsd, "dn.test.", RecordType::SOA, true).is_some()
+        ask(nsd, "dn.test.", RecordType::SOA, Opt::Plain).is_some()
     })
     .expect("nsd did not answer");
 
@@ -378,7 +391,7 @@ fn answers_match_nsd() {
         )
         .collect();
     let mut differ = Vec::new();
-    let mut asked = compare(nsd, s.addr, &names, &types, true, &mut differ);
+    let mut asked = compare(nsd, s.addr, &names, &types, Opt::Plain, &mut differ);
     // Without EDNS (512-octet answers: more truncation and left-out glue).
     let types512 = [
         RecordType::A,
@@ -387,7 +400,16 @@ fn answers_match_nsd() {
         RecordType::TXT,
         RecordType::ANY,
     ];
-    asked += compare(nsd, s.addr, &names, &types512, false, &mut differ);
+    asked += compare(nsd, s.addr, &names, &types512, Opt::None, &mut differ);
+    // With DO set.
+    let types_do = [
+        RecordType::A,
+        RecordType::MX,
+        RecordType::DNSKEY,
+        RecordType::RRSIG,
+        RecordType::ANY,
+    ];
+    asked += compare(nsd, s.addr, &names, &types_do, Opt::Do, &mut differ);
     // Over IPv6, NSD gives the AAAA of NS targets before their A.
     let nsd6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
     let s6 = Popdns::start_with(&basic_config("").replace("127.0.0.1:0", "[::1]:0"), &files);
@@ -398,7 +420,7 @@ fn answers_match_nsd() {
         RecordType::SRV,
         RecordType::SOA,
     ];
-    let asked6 = compare(nsd6, s6.addr, &names, &types6, true, &mut differ);
+    let asked6 = compare(nsd6, s6.addr, &names, &types6, Opt::Plain, &mut differ);
     assert!(asked6 > 500, "only {asked6} questions compared over IPv6");
     asked += asked6;
     eprintln!("{asked} questions compared with NSD");
