@@ -159,6 +159,22 @@ fn zone_semantic_errors() {
             "unknown record type",
         ),
         ("$TTL 300\n@ IN SOA ns hm ( 1 2 3 4 5\n", "unbalanced"),
+        (
+            "$TTL 300\n@ IN SOA ns hm 1 2 3 4 5\nold IN DNAME new.example.\nwww.old IN A 192.0.2.1\n",
+            "so www.old.z.example. cannot have data (RFC 6672",
+        ),
+        (
+            "$TTL 300\n@ IN SOA ns hm 1 2 3 4 5\nold IN DNAME a.example.\nold IN DNAME b.example.\n",
+            "more than one DNAME",
+        ),
+        (
+            "$TTL 300\n@ IN SOA ns hm 1 2 3 4 5\nold IN DNAME a.example.\nold IN CNAME b.example.\n",
+            "CNAME and other data",
+        ),
+        (
+            "$TTL 300\n@ IN SOA ns hm 1 2 3 4 5\nk IN DNSKEY 257 3 8 !!notbase64\n",
+            "DNSKEY: bad base64",
+        ),
     ] {
         let dir = TempDir::new("sem");
         dir.write("popdns.toml", &basic_config(""));
