@@ -576,60 +576,27 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+// Text encodings of RDATA fields: the data-encoding crate, which (like the
+// b64_pton of BIND and NSD) rejects non-zero trailing bits.
+
 fn hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
+    data_encoding::HEXLOWER_PERMISSIVE.decode(s.as_bytes()).ok()
 }
 
+/// Base64, padded or not.
 fn base64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    let body = s.trim_end_matches('=');
-    if s.len() - body.len() > 2 {
-        return None;
-    }
-    for c in body.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    let b = s.as_bytes();
+    data_encoding::BASE64
+        .decode(b)
+        .or_else(|_| data_encoding::BASE64_NOPAD.decode(b))
+        .ok()
 }
 
-/// Base32 with the extended hex alphabet, no padding (RFC 4648 §7, NSEC3).
+/// Base32 with the extended hex alphabet, any case, no padding (RFC 4648
+/// §7, NSEC3).
 fn base32hex(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 5 / 8);
-    let (mut acc, mut bits) = (0u64, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        let v = match c.to_ascii_uppercase() {
-            c @ b'0'..=b'9' => c - b'0',
-            c @ b'A'..=b'V' => c - b'A' + 10,
-            _ => return None,
-        };
-        acc = (acc << 5) | u64::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    let up = s.trim_end_matches('=').to_ascii_uppercase();
+    data_encoding::BASE32HEX_NOPAD.decode(up.as_bytes()).ok()
 }
 
 #[cfg(test)]
@@ -696,6 +663,9 @@ mod tests {
             (108, "00-11"),
             (46, "BOGUS 8 2 300 1 1 1 test. aGk="),
             (256, ""),
+            // A sign is not a hex digit; "aGl=" has non-zero trailing bits.
+            (43, "1 8 2 +f"),
+            (48, "257 3 8 aGl="),
         ] {
             assert!(encode(t, &toks(s), None).is_err(), "{t} {s}");
         }
